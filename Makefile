@@ -1,0 +1,31 @@
+# Set-up installs the CPU build of torch 2.13.0 first, so the project's `torch` requirement is
+# already met and pip does not fetch a several-GB CUDA build. GPU users: see README.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test test-slow bench clean
+
+$(BIN)/gen-runner: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/gen-runner
+
+demo: setup
+	$(BIN)/gen-runner train
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+bench: setup
+	$(BIN)/python scripts/bench_overhead.py
+
+clean:
+	rm -rf $(VENV) outputs/train outputs/eval outputs/sample

@@ -1,0 +1,3 @@
+from gen_runner.cli import main
+
+main()

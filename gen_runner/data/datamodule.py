@@ -1,0 +1,191 @@
+"""LightningDataModules: 2-D toy distributions, bundled digits, MNIST-style IDX sets, your files.
+
+Every module yields batches `(x,)` or `(x, y)` with labels. Points are float32 `[B, D]`; images
+are their discrete pixel values as uint8 `[B, C, H, W]` with `num_levels` grey levels. Each model
+maps images to what it needs on the device (GANs: [-1, 1]; flows: uniformly dequantized values),
+so bits/dim is measured against the discrete data. Splits are seeded and deterministic.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from gen_runner.data import images
+from gen_runner.data.loader import ResumableLoader, TensorData
+from gen_runner.data.toy import Toy2D
+from gen_runner.errors import UserError
+
+__all__ = [
+    "GenDataModule",
+    "ToyDataModule",
+    "DigitsDataModule",
+    "MNISTDataModule",
+    "TensorFileDataModule",
+    "ImageFolderDataModule",
+]
+
+
+class GenDataModule(L.LightningDataModule):
+    """Shared loading, splitting and loaders. Subclasses implement `_load()`."""
+
+    num_levels: int | None = None  # grey levels of image data; None for points
+
+    def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1):
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.splits: dict[str, TensorData] | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def _load(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All examples (points or uint8 images) and their labels, if any."""
+        raise NotImplementedError
+
+    def _split(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+        x, y = self._load()
+        n = len(x)
+        n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
+        if n - n_val - n_test < self.batch_size:
+            raise UserError(f"{type(self).__name__}: {n} examples leave fewer than one batch of "
+                            f"{self.batch_size} for training; lower data.batch_size or the fractions")
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
+        return {k: (x[i], None if y is None else y[i]) for k, i in parts.items()}
+
+    # -- Lightning hooks -----------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = {k: TensorData(x) if y is None else TensorData(x, y)
+                           for k, (x, y) in self._split().items()}
+
+    def train_dataloader(self) -> ResumableLoader:
+        trainer = self.trainer
+        replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        return self._loader("train", shuffle=True, drop_last=True, num_replicas=replicas, rank=rank)
+
+    def val_dataloader(self) -> ResumableLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> ResumableLoader:
+        return self._loader("test")
+
+    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False, **kw) -> ResumableLoader:
+        self.setup()
+        data = self.splits[split]
+        if len(data) == 0:
+            raise UserError(f"the {split} split is empty; raise data.{split}_fraction or use more data")
+        return ResumableLoader(data, self.batch_size, self.seed, shuffle=shuffle, drop_last=drop_last,
+                               num_workers=self.num_workers, **kw)
+
+    # -- what models need to know ----------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one example: (D,) for points, (C, H, W) for images."""
+        self.setup()
+        return tuple(self.splits["train"].tensors[0].shape[1:])
+
+    @property
+    def kind(self) -> str:
+        return "images" if len(self.shape) == 3 else "points"
+
+    @property
+    def num_classes(self) -> int | None:
+        self.setup()
+        labels = [d.tensors[1] for d in self.splits.values() if len(d.tensors) > 1 and len(d)]
+        return int(max(y.max() for y in labels)) + 1 if labels else None
+
+    def describe(self) -> dict:
+        """What a checkpoint records about its data, so eval and sample need no data at all."""
+        return {"shape": list(self.shape), "kind": self.kind, "num_levels": self.num_levels,
+                "num_classes": self.num_classes}
+
+
+class ToyDataModule(GenDataModule):
+    """2-D toy distributions: `num_train` points drawn once from the seed; val and test drawn afresh."""
+
+    def __init__(self, distribution: Toy2D, num_train: int = 100_000, num_val: int = 5000,
+                 num_test: int = 5000, batch_size: int = 100, num_workers: int = 0, seed: int = 0):
+        super().__init__(batch_size, num_workers, seed)
+        self.distribution = distribution
+        self.sizes = {"train": num_train, "val": num_val, "test": num_test}
+
+    def _split(self):
+        out = {}
+        for i, (split, n) in enumerate(self.sizes.items()):
+            g = torch.Generator().manual_seed(self.seed * 1000 + i)
+            out[split] = (self.distribution.sample(n, generator=g), None)
+        return out
+
+
+class DigitsDataModule(GenDataModule):
+    """scikit-learn's bundled 8x8 digits (Alpaydin & Kaynak 1998): 1,797 images, 17 grey levels."""
+
+    num_levels = 17
+
+    def _load(self):
+        return images.load_digits()
+
+
+class MNISTDataModule(GenDataModule):
+    """MNIST or Fashion-MNIST from IDX files in `root`; `split` picks the file set (train/test)."""
+
+    num_levels = 256
+
+    def __init__(self, root: str, split: str = "train", variant: str = "mnist", download: bool = False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if split not in ("train", "test"):
+            raise UserError(f"data.split={split!r}: choose train or test")
+        self.root, self.split, self.variant, self.download = Path(root), split, variant, download
+
+    def prepare_data(self) -> None:
+        if self.download:
+            images.load_mnist(self.root, self.split, self.variant, download=True)
+
+    def _load(self):
+        try:
+            return images.load_mnist(self.root, self.split, self.variant, download=False)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from e
+
+
+class TensorFileDataModule(GenDataModule):
+    """Your own points (N x D) or images (N x C x H x W: uint8, or floats in [0, 1]) from a file."""
+
+    def __init__(self, path: str, num_levels: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.path, self._levels = Path(path), num_levels
+
+    def _load(self):
+        try:
+            x, y = images.load_tensor_file(self.path)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"data.path={self.path}: {e}") from e
+        if x.dim() == 2:
+            return x.float(), y
+        self.num_levels = self._levels
+        if x.dtype != torch.uint8:
+            if x.min() < 0 or x.max() > 1:
+                raise UserError(f"data.path={self.path}: float images must lie in [0, 1] "
+                                f"(found [{x.min():.3g}, {x.max():.3g}]); save uint8 pixels or rescale")
+            x = (x * (self._levels - 1)).round().to(torch.uint8)
+        return x, y
+
+
+class ImageFolderDataModule(GenDataModule):
+    """Images below `path` (class subfolders become labels), resized and centre-cropped to `size`."""
+
+    num_levels = 256
+
+    def __init__(self, path: str, size: int = 32, channels: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.path, self.size, self.channels = Path(path), size, channels
+
+    def _load(self):
+        try:
+            return images.load_image_folder(self.path, self.size, self.channels)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"data.path={self.path}: {e}") from e

@@ -1,0 +1,93 @@
+"""A data loader that resumes mid-epoch and shards itself across ranks.
+
+Epoch e's order is a permutation seeded by (seed, e), so it does not depend on the global RNG.
+The training loop reports how many batches of the current pass it has finished (`consumed`;
+Lightning prefetches, so a count of batches served would run ahead), and every new iterator
+continues from there, starting the next epoch once a pass is complete. The loader counts epochs
+itself, so the batches it yields are a function of the batches consumed alone, whatever order
+Lightning calls `iter()` and its epoch hooks in around a restart. Lightning stores `state_dict()`
+in the checkpoint and hands it back on resume, so a resumed run sees exactly the batches an
+uninterrupted run would have seen.
+In-memory tensors are fetched a whole batch at a time (`__getitems__`), not item by item.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+__all__ = ["TensorData", "EpochSampler", "ResumableLoader"]
+
+
+class TensorData(Dataset):
+    """Tensors indexed together along their first dimension, fetched batch-wise."""
+
+    def __init__(self, *tensors: torch.Tensor):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, i):
+        return tuple(t[i] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]):
+        idx = torch.as_tensor(indices)
+        return tuple(t[idx] for t in self.tensors)
+
+
+def _batched(batch):
+    """Collate for TensorData: `__getitems__` already returns the batch."""
+    return batch
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded per-epoch order (a permutation, or the identity), sharded across `num_replicas`,
+    starting at position `start`. (No `set_epoch`: the loader, not Lightning, decides the epoch.)"""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.num_replicas, self.rank = num_replicas, rank
+        self.epoch, self.start = 0, 0
+
+    def __len__(self) -> int:
+        return self.n // self.num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        # Every rank gets an equal share; the few left over are dropped this epoch.
+        order = order[: len(self) * self.num_replicas][self.rank :: self.num_replicas]
+        return iter(order[self.start :].tolist())
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an EpochSampler whose position survives a checkpoint."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, shuffle: bool = True,
+                 drop_last: bool = True, num_replicas: int = 1, rank: int = 0, num_workers: int = 0,
+                 pin_memory: bool = False):
+        sampler = EpochSampler(len(dataset), seed, shuffle, num_replicas, rank)
+        collate = _batched if isinstance(dataset, TensorData) else None
+        # Its own generator: creating an iterator would otherwise draw from the global RNG.
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                         num_workers=num_workers, collate_fn=collate, pin_memory=pin_memory,
+                         persistent_workers=num_workers > 0, generator=torch.Generator().manual_seed(seed))
+        self.consumed = 0  # batches of the current pass the training loop has finished
+        self.epoch = 0  # the current pass
+
+    def __iter__(self):
+        if self.consumed >= len(self):  # the last pass was finished: start the next epoch
+            self.epoch, self.consumed = self.epoch + 1, 0
+        self.sampler.epoch, self.sampler.start = self.epoch, self.consumed * self.batch_size
+        return super().__iter__()
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batches": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.consumed = state["epoch"], state["batches"]

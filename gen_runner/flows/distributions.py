@@ -1,0 +1,44 @@
+"""Base distributions of normalizing flows (the standard normal of RealNVP, Dinh, Sohl-Dickstein &
+Bengio 2017, "Density estimation using Real NVP", eq. 3)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from gen_runner.flows.transforms.base import sum_except_batch
+
+__all__ = ["StandardNormal"]
+
+
+class StandardNormal(nn.Module):
+    """N(0, I) over events of `shape`; an nn.Module so that `.to()` and `.double()` move its samples.
+
+    `sample` draws with standard deviation `temperature` (Kingma & Dhariwal 2018's reduced-temperature
+    sampling); `log_prob` is always that of N(0, I), summed over the event dimensions.
+    """
+
+    def __init__(self, shape: int | Sequence[int]):
+        super().__init__()
+        self.shape = torch.Size([shape] if isinstance(shape, int) else shape)
+        # Empty buffer: tracks the module's device and dtype, saves nothing in the state dict.
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return -0.5 * sum_except_batch(z**2) - 0.5 * self.shape.numel() * math.log(2 * math.pi)
+
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        device = self._anchor.device if device is None else device
+        z = torch.randn(n, *self.shape, generator=generator, device=device, dtype=self._anchor.dtype)
+        return temperature * z
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.shape)}"

@@ -1,0 +1,81 @@
+"""`gen-runner train`: data, model, callbacks, loggers and Trainer from the config; fit; save; report."""
+from __future__ import annotations
+
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch import seed_everything
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+
+from gen_runner.callbacks.resume import ResumeState
+from gen_runner.errors import UserError
+from gen_runner.tasks import common
+
+__all__ = ["train"]
+
+
+def _check_resume(cfg: DictConfig, picked: dict[str, str]) -> None:
+    info = common.load_checkpoint(cfg.ckpt_path)["gen_runner"]
+    was = info.get("choices", {}).get("model")
+    if was and was != picked.get("model"):
+        raise UserError(f"{cfg.ckpt_path} holds a model={was} run but this run is model={picked.get('model')}; "
+                        f"pass model={was} to resume it")
+
+
+def _check_launcher(cfg: DictConfig) -> None:
+    """DDP that re-launches the script cannot run inside a local sweep: the child ranks inherit it."""
+    hc = HydraConfig.get()
+    strategy = cfg.trainer.get("strategy")
+    ddp = isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy
+    ddp = ddp or (isinstance(strategy, DictConfig) and "DDPStrategy" in strategy.get("_target_", ""))
+    if ddp and hc.mode.name == "MULTIRUN" and "basic" in str(hc.runtime.choices.get("hydra/launcher", "basic")):
+        raise UserError("trainer=ddp/ddp_cpu cannot run inside a local --multirun (the child ranks inherit the "
+                        "sweep); sweep one device per run, or launch on SLURM with hydra/launcher=submitit_slurm")
+
+
+def train(cfg: DictConfig) -> dict:
+    picked = common.choices()
+    _check_launcher(cfg)
+    if cfg.ckpt_path:
+        _check_resume(cfg, picked)
+    seed_everything(cfg.seed, workers=True, verbose=False)
+    out = common.run_dir()
+
+    dm = common.build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
+    model = common.build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
+    model.run_info = {"config": common.container(cfg), "choices": picked}
+
+    callbacks = [common.build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
+    callbacks.append(ResumeState())
+    loggers = [common.build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
+    trainer = common.build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+
+    trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path)
+
+    last = out / "checkpoints" / "last.ckpt"
+    if getattr(trainer.checkpoint_callback, "_last_global_step_saved", None) != trainer.global_step:
+        trainer.save_checkpoint(last, weights_only=False)  # fast_dev_run, max_epochs, no checkpoint callback
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if not trainer.is_global_zero:
+        return metrics
+    protocol = {
+        "command": "train", "model": picked.get("model"), "data": picked.get("data"), "seed": cfg.seed,
+        "steps": trainer.global_step, "batch_size": dm.batch_size,
+        "metrics": "final logged values; flows: val/nll in nats per example, val/bpd bits per dimension "
+                   "of the discrete data under uniform dequantization",
+    }
+    common.write_metrics(out, metrics, protocol)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            hparams = {k: cfg[k] for k in ("model", "data", "optimizer") if k in cfg}
+            hparams.update(seed=cfg.seed, max_steps=cfg.trainer.max_steps, **{f"choice/{k}": v for k, v in picked.items()})
+            logger.log_hyperparams(common.container(DictConfig(hparams)),
+                                   {f"hparams/{k.replace('/', '_')}": v for k, v in metrics.items()})
+            logger.finalize("success")
+    tb = out / "tensorboard"
+    common.finish({
+        "Checkpoint": last,
+        "Samples": out / "samples",
+        "Metrics": out / "metrics.json",
+        "TensorBoard": f"tensorboard --logdir {common.show(tb)}",
+    }, out)
+    return metrics

@@ -1,0 +1,189 @@
+"""Every transform against the contract: invertibility, log-dets that are opposite and match autograd."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from gen_runner.flows.multiscale import MultiScale
+from gen_runner.flows.transforms.base import Compose, Transform
+from gen_runner.flows.transforms.coupling import (
+    AdditiveCoupling,
+    AffineCoupling,
+    alternating_mask,
+    channel_mask,
+    checkerboard_mask,
+)
+from gen_runner.flows.transforms.elementwise import Logit
+from gen_runner.flows.transforms.normalization import BatchNorm
+from gen_runner.flows.transforms.reshape import Squeeze
+from gen_runner.nets.mlp import MLP
+from gen_runner.nets.resnet import ResNet
+
+
+def mlp(dim: int, out: int) -> MLP:
+    return MLP(dim, out, hidden=(16,), zero_last=True)
+
+
+def resnet(channels: int, out: int) -> ResNet:
+    return ResNet(channels, out, hidden_channels=8, num_blocks=1)
+
+
+def batch_norm(num_features: int) -> BatchNorm:
+    """Batch norm with non-trivial running statistics."""
+    bn = BatchNorm(num_features)
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    return bn
+
+
+class ContextConditioner(nn.Module):
+    """Ignores the (all-masked) input and reads the context: a learned prior on a split."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.net = resnet(channels, 2 * channels)
+
+    def forward(self, masked: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.net(context)
+
+
+def multiscale(split_prior: bool) -> MultiScale:
+    """[2, 4, 4] -> level 1 -> [8, 2, 2], split to 4 + 4 channels -> level 2 on [4, 2, 2]."""
+    first = Compose(
+        AffineCoupling(checkerboard_mask(2, 4, 4, 0), resnet(2, 4)),
+        Squeeze(),
+        AffineCoupling(channel_mask(8, 2, 2, 1), resnet(8, 16)),
+    )
+    last = Compose(AffineCoupling(checkerboard_mask(4, 2, 2, 1), resnet(4, 8)), batch_norm(4))
+    if not split_prior:
+        return MultiScale([first, last], (2, 4, 4))
+    prior = AffineCoupling(torch.zeros(4, 2, 2, dtype=torch.bool), ContextConditioner(4))
+    return MultiScale([first, last], (2, 4, 4), split_transforms=[prior])
+
+
+def unit(shape: tuple[int, ...]) -> torch.Tensor:
+    return 0.02 + 0.96 * torch.rand(shape)
+
+
+CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple[int, ...]], torch.Tensor]]] = {
+    "affine_vector": (lambda: AffineCoupling(alternating_mask(4, 0), mlp(4, 8)), (4,), torch.randn),
+    "affine_vector_unbounded": (
+        lambda: AffineCoupling(alternating_mask(4, 1), mlp(4, 8), scale="none"),
+        (4,),
+        torch.randn,
+    ),
+    "additive_vector": (lambda: AdditiveCoupling(alternating_mask(4, 1), mlp(4, 4)), (4,), torch.randn),
+    "affine_checkerboard": (
+        lambda: AffineCoupling(checkerboard_mask(1, 4, 4, 1), resnet(1, 2)),
+        (1, 4, 4),
+        torch.randn,
+    ),
+    "affine_channel": (lambda: AffineCoupling(channel_mask(2, 4, 4, 0), resnet(2, 4)), (2, 4, 4), torch.randn),
+    "squeeze": (Squeeze, (2, 4, 4), torch.randn),
+    "batch_norm_vector": (lambda: batch_norm(4), (4,), torch.randn),
+    "batch_norm_image": (lambda: batch_norm(2), (2, 4, 4), torch.randn),
+    "logit": (lambda: Logit(0.05), (2, 4, 4), unit),
+    "multiscale": (lambda: multiscale(split_prior=False), (2, 4, 4), torch.randn),
+    "multiscale_split_prior": (lambda: multiscale(split_prior=True), (2, 4, 4), torch.randn),
+    "compose": (
+        lambda: Compose(
+            Logit(0.01),
+            AffineCoupling(alternating_mask(4, 0), mlp(4, 8)),
+            batch_norm(4),
+            AffineCoupling(alternating_mask(4, 1), mlp(4, 8)),
+        ),
+        (4,),
+        unit,
+    ),
+}
+
+
+def build(name: str, dtype: torch.dtype, batch: int) -> tuple[Transform, torch.Tensor, tuple[int, ...]]:
+    """The transform in eval mode with randomly perturbed parameters (so zero-initialised
+    conditioners are not the identity), and an input batch."""
+    torch.manual_seed(0)
+    factory, shape, sample = CASES[name]
+    transform = factory().to(dtype).eval()
+    with torch.no_grad():
+        for p in transform.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return transform, sample((batch, *shape)).to(dtype), shape
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 1e-5), (torch.float64, 1e-10)])
+def test_round_trip(name: str, dtype: torch.dtype, atol: float):
+    transform, x, shape = build(name, dtype, batch=8)
+    y, forward_logabsdet = transform(x)
+    x_again, inverse_logabsdet = transform.inverse(y)
+    assert y.shape == (8, *transform.output_shape(shape))
+    assert x_again.shape == x.shape and forward_logabsdet.shape == inverse_logabsdet.shape == (8,)
+    for t in (y, forward_logabsdet, x_again, inverse_logabsdet):
+        assert torch.isfinite(t).all()
+    torch.testing.assert_close(x_again, x, atol=atol, rtol=0)
+    torch.testing.assert_close(forward_logabsdet, -inverse_logabsdet, atol=100 * atol, rtol=0)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_logabsdet_matches_autograd(name: str, jacobian_logabsdet):
+    transform, x, _ = build(name, torch.float64, batch=2)
+    y, forward_logabsdet = transform(x)
+    torch.testing.assert_close(forward_logabsdet, jacobian_logabsdet(lambda v: transform(v)[0], x))
+    _, inverse_logabsdet = transform.inverse(y)
+    torch.testing.assert_close(inverse_logabsdet, jacobian_logabsdet(lambda v: transform.inverse(v)[0], y))
+
+
+def test_squeeze_layout():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    y, _ = Squeeze()(x)
+    assert y.shape == (1, 4, 2, 2)
+    torch.testing.assert_close(y[0, :, 0, 0], torch.tensor([0.0, 1.0, 4.0, 5.0]))
+    with pytest.raises(ValueError, match="must be even"):
+        Squeeze()(torch.zeros(1, 1, 3, 4))
+
+
+def test_coupling_keeps_conditioning_half():
+    transform, x, _ = build("affine_checkerboard", torch.float64, batch=3)
+    y, _ = transform(x)
+    mask = transform.mask
+    torch.testing.assert_close(y[:, mask], x[:, mask], atol=0, rtol=0)
+    assert not torch.allclose(y[:, ~mask], x[:, ~mask])
+
+
+def test_zero_initialised_coupling_is_identity():
+    coupling = AffineCoupling(channel_mask(2, 4, 4, 1), resnet(2, 4)).eval()
+    x = torch.randn(3, 2, 4, 4)
+    y, logabsdet = coupling(x)
+    torch.testing.assert_close(y, x)
+    torch.testing.assert_close(logabsdet, torch.zeros(3))
+
+
+def test_batch_norm_training_uses_batch_statistics(jacobian_logabsdet):
+    """In training the log-det treats the batch statistics as constants: with momentum 1 the running
+    averages become those statistics, and the eval-mode map (checked against autograd) must agree."""
+    torch.manual_seed(0)
+    bn = BatchNorm(3, momentum=1.0).double()
+    with torch.no_grad():
+        bn.log_gamma.normal_(0, 0.3)
+        bn.beta.normal_()
+    x = 1.0 + 2.0 * torch.randn(16, 3, 2, 2, dtype=torch.float64)
+    y, logabsdet = bn.train()(x)
+    torch.testing.assert_close(y.mean((0, 2, 3)), bn.beta.detach())
+    torch.testing.assert_close(bn.running_mean, x.mean((0, 2, 3)))
+    bn.eval()
+    y_eval, logabsdet_eval = bn(x)
+    torch.testing.assert_close(y_eval, y)
+    torch.testing.assert_close(logabsdet_eval, logabsdet)
+    torch.testing.assert_close(logabsdet[:2], jacobian_logabsdet(lambda v: bn(v)[0], x[:2]))
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="even number of channels"):
+        channel_mask(3, 4, 4, 0)
+    with pytest.raises(ValueError, match="unknown coupling scale"):
+        AffineCoupling(alternating_mask(4, 0), mlp(4, 8), scale="softplus")
+    with pytest.raises(ValueError, match="alpha"):
+        Logit(0.5)
