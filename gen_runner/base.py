@@ -37,9 +37,22 @@ class GenerativeModule(L.LightningModule):
     def num_dims(self) -> int:
         return math.prod(self.data_shape)
 
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n examples in data space: points as the data, images in [0, 1]."""
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The model's input noise for n samples (a GAN's latent, a flow's base sample at T = 1)."""
         raise NotImplementedError
+
+    def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Samples in data space from noise: points as the data, images in [0, 1]."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+               batch_size: int | None = None) -> torch.Tensor:
+        """n samples, decoded `batch_size` at a time; all noise is drawn first, so a seeded
+        `generator` gives the same samples whatever the batch size or device."""
+        noise = self.draw_noise(n, generator)
+        step = batch_size or n
+        return torch.cat([self.decode(noise[i : i + step], temperature) for i in range(0, n, step)])
 
     @torch.no_grad()
     def fixed_samples(self, n: int, temperature: float = 1.0) -> torch.Tensor:

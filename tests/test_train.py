@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST, read_metrics
+from helpers import FAST, read_metrics
 from gen_runner.errors import UserError
 from gen_runner.tasks.common import load_checkpoint
 from gen_runner.tasks.train import train

@@ -22,7 +22,8 @@ class DivergenceGuard(L.Callback):
         if outputs is None or trainer.global_step % self.every_n_steps:
             return
         losses = outputs if isinstance(outputs, dict) else {"loss": outputs}
-        for name, value in losses.items():
+        for name in sorted(losses, key=lambda k: k == "loss"):  # name the logged metric, not its alias
+            value = losses[name]
             if torch.is_tensor(value) and not torch.isfinite(value).all():
                 last = getattr(trainer.checkpoint_callback, "last_model_path", "") or None
                 where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"

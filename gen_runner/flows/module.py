@@ -44,9 +44,13 @@ class FlowModule(GenerativeModule):
     def bits_per_dim(self, log_prob: torch.Tensor) -> torch.Tensor:
         return -log_prob / (self.num_dims * math.log(2))
 
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.noise(n, *self.flow.base.shape, generator=generator)
+
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = self.flow.sample(n, temperature=temperature, generator=generator)
+    def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Temperature T scales the base distribution's standard deviation (Kingma & Dhariwal 2018)."""
+        x = self.flow.inverse(noise * temperature)[0]
         return x.clamp(0, 1) if self.is_image else x
 
     # -- training ------------------------------------------------------------------------------

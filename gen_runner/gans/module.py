@@ -51,15 +51,15 @@ class GANModule(GenerativeModule):
         """Images: discrete pixel values -> [-1, 1]; points unchanged."""
         return to_gan_range(x.float(), self.num_levels) if self.is_image else x
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.noise(n, self.latent_dim, generator=generator, uniform=self.latent == "uniform")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = self.generator(self.sample_latent(n, generator))
+    def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        x = self.generator(noise)
         return (from_gan_range(x, self.num_levels) / (self.num_levels - 1)).clamp(0, 1) if self.is_image else x
 
     # -- training ----------------------------------------------------------------------------
@@ -86,7 +86,7 @@ class GANModule(GenerativeModule):
         x = self.preprocess(batch[0])
         opt_g, opt_d = self.optimizers()
         take_g_step = self.generator_turn()
-        fake = self.generator(self.sample_latent(len(x)))
+        fake = self.generator(self.draw_noise(len(x)))
 
         d_loss = self.objective.d_loss(self.discriminator(x), self.discriminator(fake.detach()))
         self.update(opt_d, d_loss, counted=True)

@@ -60,8 +60,10 @@ def build_model(model_cfg: DictConfig | dict, data_info: dict, optimizer_cfg=Non
     return build(model_cfg, what, data=data_info, optimizer=optimizer)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike | None) -> dict:
     """A gen-runner checkpoint, read with weights_only=True; one clear line for anything else."""
+    if path in (None, "", "???"):
+        raise UserError("this command needs a checkpoint: pass ckpt_path=<run directory>/checkpoints/last.ckpt")
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}; pass ckpt_path=<run directory>/checkpoints/last.ckpt")

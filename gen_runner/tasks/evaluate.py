@@ -42,8 +42,7 @@ def _gan_metrics(cfg, model, dm, device, data_name) -> tuple[dict, dict]:
         raise UserError(f"no GAN metric for data={data_name} yet: eval scores GANs on the Gaussian mixtures "
                         "(ring8, grid25, gauss8); image metrics (FID/KID/IS) come with the evaluation suite")
     generator = torch.Generator().manual_seed(cfg.seed)
-    samples = torch.cat([model.sample(min(cfg.batch_size, cfg.num_samples - i), generator=generator).cpu()
-                         for i in range(0, cfg.num_samples, cfg.batch_size)])
+    samples = model.sample(cfg.num_samples, generator=generator, batch_size=cfg.batch_size).cpu()
     metrics = mode_coverage(samples, distribution.centers, distribution.std)
     protocol = {"num_samples": cfg.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
                 "assignment": "nearest mode; captured = at least one sample within 3 std",

@@ -30,10 +30,7 @@ def sample(cfg: DictConfig) -> torch.Tensor:
     device = common.device_for(cfg.trainer)
     model = common.model_from_checkpoint(ckpt).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    samples = torch.cat([
-        model.sample(min(cfg.batch_size, cfg.num_samples - i), cfg.temperature, generator=generator).cpu()
-        for i in range(0, cfg.num_samples, cfg.batch_size)
-    ])
+    samples = model.sample(cfg.num_samples, cfg.temperature, generator, cfg.batch_size).cpu()
     out = common.run_dir() / "samples"
     out.mkdir(parents=True, exist_ok=True)
     torch.save(samples, out / "samples.pt")

@@ -326,14 +326,16 @@ def test_dequantize():
 
 def test_make_grid_layout():
     images = torch.stack([torch.full((1, 3, 4), i / 10) for i in range(5)])
-    grid = im.make_grid(images, nrow=3, padding=2, pad_value=1.0)
+    grid = im.make_grid(images, nrow=3, padding=2, pad_value=1.0, scale=1)
     assert grid.shape == (1, 2 * (3 + 2) + 2, 3 * (4 + 2) + 2)
     assert grid[0, 0].eq(1).all() and grid[0, :, 0].eq(1).all()
     assert grid[0, 2:5, 2:6].eq(0).all()  # image 0, top left
     assert grid[0, 2:5, 8:12].eq(0.1).all()  # image 1
     assert grid[0, 7:10, 2:6].eq(0.3).all()  # image 3, second row
     assert grid[0, 7:10, 14:18].eq(1.0).all()  # empty slot keeps the padding value
-    assert im.make_grid(images).shape == (1, 12, 20)  # default nrow = ceil(sqrt(5)) = 3
+    assert im.make_grid(images, scale=1).shape == (1, 12, 20)  # default nrow = ceil(sqrt(5)) = 3
+    # Small images are enlarged by pixel repetition (to >= 32 pixels) unless told otherwise.
+    assert torch.equal(im.make_grid(images), grid.repeat_interleave(8, 1).repeat_interleave(8, 2))
     with pytest.raises(ValueError):
         im.make_grid(torch.zeros(3, 4, 4))
 
@@ -343,7 +345,7 @@ def test_save_image_grid(tmp_path, channels, mode):
     images = torch.rand(6, channels, 5, 5, generator=torch.Generator().manual_seed(0))
     path = im.save_image_grid(images, tmp_path / "sub" / "grid.png", nrow=2)
     with Image.open(path) as png:
-        assert png.format == "PNG" and png.mode == mode and png.size == (2 * 7 + 2, 3 * 7 + 2)
+        assert png.format == "PNG" and png.mode == mode and png.size == (6 * (2 * 7 + 2), 6 * (3 * 7 + 2))
         pixels = np.asarray(png)
     expected = (im.make_grid(images, nrow=2) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(pixels, expected[..., 0] if channels == 1 else expected)

@@ -1,0 +1,59 @@
+"""Test helpers: configs composed through Hydra's compose API, runs in-process and via the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gen_runner.cli import CONFIG_DIR, ckpt_run_name
+from gen_runner.schema import register
+
+register()
+OmegaConf.register_new_resolver("ckpt_run_name", ckpt_run_name, replace=True)
+
+# Small, fast settings for in-process runs.
+FAST = ["trainer.log_every_n_steps=1", "trainer.enable_model_summary=false", "callbacks=minimal"]
+
+
+def compose_config(command: str, overrides: list[str], out: Path) -> DictConfig:
+    """Compose `command`'s config like the CLI does, with Hydra's runtime set to write into `out`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(command, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    OmegaConf.resolve(cfg)  # ${hydra:...} would otherwise follow the most recently composed run
+    return cfg
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m gen_runner <args>` in a subprocess, as a user would run it."""
+    proc = subprocess.run([sys.executable, "-m", "gen_runner", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gen-runner {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def run_directory(proc: subprocess.CompletedProcess, cwd: Path) -> Path:
+    """The path of the final `Run directory: <path>` line, which must be the last line printed."""
+    last = proc.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"Run directory: (.+)", last)
+    assert match, f"last line is not the run directory: {last!r}"
+    return cwd / match.group(1)
+
+
+def read_metrics(directory: Path) -> dict:
+    return json.loads((directory / "metrics.json").read_text())
