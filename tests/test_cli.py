@@ -229,3 +229,21 @@ def test_tensorboard_server_serves_the_run(gan_run):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """trainer=ddp_cpu: two gloo ranks, relaunched by Lightning through this same CLI."""
+    proc = run_cli("train", "model=gan", "data=ring8", *TINY_GAN, "data.num_train=2000", "trainer=ddp_cpu",
+                   "trainer.max_steps=12", "callbacks.checkpoint.every_n_train_steps=5", cwd=tmp_path)
+    assert proc.stdout.count("Run directory:") == 1  # only rank 0 reports
+    run = run_directory(proc, tmp_path)
+    ckpt = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 12
+    # Each rank took half of every epoch's permutation: 2000 points / 2 ranks / batch 100.
+    assert ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {"epoch": 1, "batches": 2}
+
+
+def test_ddp_inside_a_local_sweep_is_refused(tmp_path):
+    proc = run_cli("train", "--multirun", "model=gan", "data=ring8", "trainer=ddp_cpu", "seed=0,1", cwd=tmp_path,
+                   check=False)
+    assert "cannot run inside a local --multirun" in proc.stderr
