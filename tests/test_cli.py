@@ -96,6 +96,8 @@ def test_gan_tensorboard_events(gan_run):
     steps = [e.step for e in tags["accumulator"].Scalars("train/d_loss")]
     assert steps == [9, 19, 29, 39]  # x-axis in batches, under manual optimization too
     assert [e.step for e in tags["accumulator"].Images("samples/scatter")] == [20, 40]
+    hparams = tags["accumulator"].PluginTagToContent("hparams")  # the HPARAMS tab, with final metrics
+    assert "_hparams_/experiment" in hparams and b"hparams/train_d_loss" in hparams["_hparams_/experiment"]
 
 
 def test_gan_eval_mode_metrics(gan_run):

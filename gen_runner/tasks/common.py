@@ -3,7 +3,6 @@ picking the device, and writing metrics.json."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from gen_runner.base import GenerativeModule
 from gen_runner.data.datamodule import GenDataModule
 from gen_runner.errors import UserError
-
-log = logging.getLogger("gen_runner")
 
 __all__ = [
     "run_dir", "choices", "build", "build_datamodule", "build_model", "load_checkpoint",
@@ -42,7 +39,7 @@ def build(node: DictConfig | dict, what: str, **kwargs: Any) -> Any:
     except InstantiationException as e:
         cause = e.__cause__
         if isinstance(cause, UserError):
-            raise cause
+            raise cause from None
         if isinstance(cause, (ValueError, TypeError, FileNotFoundError)):
             raise UserError(f"{what}: {cause}") from e
         raise
@@ -55,7 +52,8 @@ def build_datamodule(data_cfg: DictConfig | dict, seed: int, what: str = "data")
     return dm
 
 
-def build_model(model_cfg: DictConfig | dict, data_info: dict, optimizer_cfg=None, what: str = "model") -> GenerativeModule:
+def build_model(model_cfg: DictConfig | dict, data_info: dict, optimizer_cfg=None,
+                what: str = "model") -> GenerativeModule:
     optimizer = build(optimizer_cfg, "optimizer") if optimizer_cfg is not None else None
     return build(model_cfg, what, data=data_info, optimizer=optimizer)
 

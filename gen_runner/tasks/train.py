@@ -67,7 +67,8 @@ def train(cfg: DictConfig) -> dict:
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             hparams = {k: cfg[k] for k in ("model", "data", "optimizer") if k in cfg}
-            hparams.update(seed=cfg.seed, max_steps=cfg.trainer.max_steps, **{f"choice/{k}": v for k, v in picked.items()})
+            hparams.update(seed=cfg.seed, max_steps=cfg.trainer.max_steps,
+                           **{f"choice/{k}": v for k, v in picked.items()})
             logger.log_hyperparams(common.container(DictConfig(hparams)),
                                    {f"hparams/{k.replace('/', '_')}": v for k, v in metrics.items()})
             logger.finalize("success")

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from gen_runner.data.datamodule import DigitsDataModule, TensorFileDataModule, ToyDataModule
+from gen_runner.data.datamodule import (
+    DigitsDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
+    TensorFileDataModule,
+    ToyDataModule,
+)
 from gen_runner.data.loader import EpochSampler, ResumableLoader, TensorData
 from gen_runner.data.toy import Ring
 from gen_runner.errors import UserError
@@ -103,3 +109,36 @@ def test_tensor_file_out_of_range_floats_and_tiny_sets_fail_clearly(tmp_path):
     np.save(tmp_path / "few.npy", np.zeros((20, 2), dtype=np.float32))
     with pytest.raises(UserError, match="fewer than one batch"):
         TensorFileDataModule(str(tmp_path / "few.npy"), batch_size=64).setup()
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    """An IDX file (unsigned bytes), gzip-compressed, as LeCun's MNIST files are."""
+    import gzip
+    import struct
+
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("split, prefix", [("train", "train"), ("test", "t10k")])
+def test_mnist_module_reads_either_file_set(tmp_path, split, prefix):
+    rng = np.random.default_rng(0)
+    _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (100, 28, 28)))
+    _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(100) % 10)
+    dm = MNISTDataModule(str(tmp_path), split=split, batch_size=10, seed=0)
+    dm.setup()
+    assert dm.describe() == {"shape": [1, 28, 28], "kind": "images", "num_levels": 256, "num_classes": 10}
+    assert sum(len(d) for d in dm.splits.values()) == 100
+
+
+def test_image_folder_module(tmp_path):
+    from PIL import Image
+
+    for label in ("cats", "dogs"):
+        (tmp_path / label).mkdir()
+        for i in range(10):
+            Image.new("RGB", (20, 14), (i * 20, 0, 0)).save(tmp_path / label / f"{i}.png")
+    dm = ImageFolderDataModule(str(tmp_path), size=8, channels=3, batch_size=4, num_workers=0)
+    dm.setup()
+    assert dm.describe() == {"shape": [3, 8, 8], "kind": "images", "num_levels": 256, "num_classes": 2}
