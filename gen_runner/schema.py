@@ -1,9 +1,9 @@
 """Typed schema of the top-level run options, registered in Hydra's ConfigStore.
 
-Each primary config (configs/train.yaml, eval.yaml, sample.yaml) lists its schema first in its
-defaults, so a misspelt top-level key or a value of the wrong type fails at composition, naming
-the key, before anything is built. Group nodes (model, data, trainer, ...) stay free-form: their
-keys are the constructor arguments of the classes they name.
+Each primary config (configs/train.yaml, eval.yaml, sample.yaml, report.yaml) lists its schema
+first in its defaults, so a misspelt key or a value of the wrong type fails at composition,
+naming the key, before anything is built. Group nodes (model, data, trainer, ...) stay
+free-form: their keys are the constructor arguments of the classes they name.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-__all__ = ["TrainConfig", "EvalConfig", "SampleConfig", "register"]
+__all__ = ["TrainConfig", "EvalConfig", "EvalOptions", "SampleConfig", "ReportConfig", "ReportOptions", "register"]
 
 
 @dataclass
@@ -38,12 +38,28 @@ class TrainConfig(_RunConfig):
 
 
 @dataclass
+class EvalOptions:
+    """`eval.*`: what `gen-runner eval` measures and how (written into metrics.json's protocol)."""
+
+    split: str = "test"  # real data split scored / compared against: train, val, test, all
+    num_samples: int = 2500  # generated samples (2-D mode metrics: 2,500 as in PacGAN/VEEGAN)
+    batch_size: int = 500
+    features: Optional[str] = None  # image metrics' extractor: classifier | inception
+    features_ckpt: Optional[str] = None  # a `model=classifier` checkpoint, for features=classifier
+    metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "is", "prdc"])
+    num_real: int = 10000  # real examples for the image metrics (at most the split's size)
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    is_splits: int = 10
+    prdc_k: int = 3  # precision/recall k (Kynkaanniemi et al. 2019); density/coverage use 5
+    cache_dir: Optional[str] = None  # real-feature cache; default ~/.cache/gen-runner/features
+
+
+@dataclass
 class EvalConfig(_RunConfig):
     data: Any = None
-    split: str = "test"
-    num_samples: int = 2500
-    batch_size: int = 500
     temperature: float = 1.0
+    eval: EvalOptions = field(default_factory=EvalOptions)
 
 
 @dataclass
@@ -53,8 +69,27 @@ class SampleConfig(_RunConfig):
     temperature: float = 1.0
 
 
+@dataclass
+class ReportOptions:
+    """`report.*`: `gen-runner report <dirs>` turns run directories into a leaderboard."""
+
+    dirs: list[str] = field(default_factory=list)  # run or multirun directories (positional on the CLI)
+    mix_protocols: bool = False  # rank runs measured under different protocols together
+    scalars: Optional[list[str]] = None  # TensorBoard scalars to plot (default: those all runs share)
+    sort: Optional[str] = None  # metric to rank by (default: the first of fid, bpd, nll, reverse_kl, ...)
+
+
+@dataclass
+class ReportConfig:
+    task_name: str = MISSING
+    name: str = MISSING
+    paths: Any = MISSING
+    report: ReportOptions = field(default_factory=ReportOptions)
+
+
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="report_schema", node=ReportConfig)

@@ -168,7 +168,7 @@ def test_held_out_tensor_file_scored_whole(tmp_path):
     run = run_directory(run_cli("train", "model=realnvp", "data=tensor_file", f"data.path={tmp_path}/train.npy",
                                 *TINY_FLOW, "trainer.max_steps=5", cwd=tmp_path), tmp_path)
     out = run_directory(run_cli("eval", f"ckpt_path={run}/checkpoints/last.ckpt", "data=tensor_file",
-                                f"data.path={tmp_path}/held.npy", "split=all", cwd=tmp_path), tmp_path)
+                                f"data.path={tmp_path}/held.npy", "eval.split=all", cwd=tmp_path), tmp_path)
     assert read_metrics(out)["protocol"]["num_examples"] == 123
 
 

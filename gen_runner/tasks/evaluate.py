@@ -25,11 +25,11 @@ def _flow_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     if tuple(dm.shape) != model.data_shape:
         raise UserError(f"the data has examples of shape {tuple(dm.shape)} but the model was trained on "
                         f"{model.data_shape}; pass data of the same shape")
-    loaders = [dm._loader(s) for s in (SPLITS if cfg.split == "all" else (cfg.split,))]
+    loaders = [dm._loader(s) for s in (SPLITS if cfg.eval.split == "all" else (cfg.eval.split,))]
     found = [likelihood(model, loader, device, cfg.seed) for loader in loaders]
     n = sum(f["num_examples"] for f in found)
     metrics = {k: sum(f[k] * f["num_examples"] for f in found) / n for k in found[0] if k != "num_examples"}
-    protocol = {"split": cfg.split, "num_examples": n, "unit": "nll: nats per example"}
+    protocol = {"split": cfg.eval.split, "num_examples": n, "unit": "nll: nats per example"}
     if model.is_image:
         protocol.update(dequantization="uniform, one draw per pixel", num_levels=model.num_levels,
                         unit="nll: nats per image; bpd: bits per dimension of the discrete data")
@@ -42,17 +42,17 @@ def _gan_metrics(cfg, model, dm, device, data_name) -> tuple[dict, dict]:
         raise UserError(f"no GAN metric for data={data_name} yet: eval scores GANs on the Gaussian mixtures "
                         "(ring8, grid25, gauss8); image metrics (FID/KID/IS) come with the evaluation suite")
     generator = torch.Generator().manual_seed(cfg.seed)
-    samples = model.sample(cfg.num_samples, generator=generator, batch_size=cfg.batch_size).cpu()
+    samples = model.sample(cfg.eval.num_samples, generator=generator, batch_size=cfg.eval.batch_size).cpu()
     metrics = mode_coverage(samples, distribution.centers, distribution.std)
-    protocol = {"num_samples": cfg.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
+    protocol = {"num_samples": cfg.eval.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
                 "assignment": "nearest mode; captured = at least one sample within 3 std",
                 "reverse_kl": "KL(generated mode histogram || uniform), nats"}
     return metrics, protocol
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    if cfg.split not in (*SPLITS, "all"):
-        raise UserError(f"split={cfg.split!r}: choose train, val, test or all")
+    if cfg.eval.split not in (*SPLITS, "all"):
+        raise UserError(f"eval.split={cfg.eval.split!r}: choose train, val, test or all")
     ckpt = common.load_checkpoint(cfg.ckpt_path)
     info = ckpt["gen_runner"]
     seed_everything(cfg.seed, verbose=False)
