@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "train a model (GAN or flow) and save checkpoints, samples, TensorBoard logs",
     "eval": "score a checkpoint: flows nll / bits-per-dim, GANs mode coverage on 2-D mixtures",
     "sample": "draw samples from a checkpoint: PNG grid or scatter, .pt and .npy",
+    "report": "a leaderboard (markdown, CSV, scalar plots) of the runs below directories",
 }
 HIDDEN_GROUPS = ("hydra",)
 
@@ -30,7 +31,8 @@ def config_groups() -> dict[str, list[str]]:
 
 
 def usage() -> str:
-    lines = ["usage: gen-runner {train,eval,sample} [key=value ...] [hydra flags]", "", "commands:"]
+    lines = ["usage: gen-runner {train,eval,sample} [key=value ...] [hydra flags]",
+             "       gen-runner report <run or multirun directory ...> [report.key=value ...]", "", "commands:"]
     lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
     lines += ["", "config groups (pick one option with group=option):"]
     lines += [f"  {group:<11}{', '.join(options)}" for group, options in config_groups().items()]
@@ -43,6 +45,8 @@ def usage() -> str:
         "  gen-runner eval ckpt_path=outputs/train/<run>/checkpoints/last.ckpt",
         "  gen-runner sample ckpt_path=<...>/last.ckpt num_samples=64 seed=1",
         "  gen-runner train --multirun model=gan,dcgan seed=0,1,2",
+        "  gen-runner eval ckpt_path=<...>/last.ckpt eval.features=classifier eval.features_ckpt=<classifier>.ckpt",
+        "  gen-runner report outputs/multirun/train/<time>",
         "",
         "hydra flags after the command: --cfg job, --info defaults-tree, --multirun, --help",
         "full stack traces: HYDRA_FULL_ERROR=1",
@@ -89,6 +93,8 @@ QUIET = (
     r".*manual optimization and every_n_train_steps.*",  # we checkpoint after the step on purpose
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
     r".*does not have many workers.*",  # in-memory data: workers would only add overhead
+    r".*val_dataloader` but have no `validation_step`.*",  # GANs validate through callbacks
+    r".*smaller than the logging interval.*",  # small epochs: logging counts steps across epochs
 )
 
 
@@ -105,8 +111,10 @@ def _run_task(command: str, cfg) -> None:
             from gen_runner.tasks.train import train as task
         elif command == "eval":
             from gen_runner.tasks.evaluate import evaluate as task
-        else:
+        elif command == "sample":
             from gen_runner.tasks.sample import sample as task
+        else:
+            from gen_runner.tasks.report import report as task
         for name in ("lightning.pytorch", "lightning.fabric"):  # Hydra's handlers print and file them once
             logging.getLogger(name).handlers.clear()
         task(cfg)
@@ -131,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     if not CONFIG_DIR.is_dir():
         fail(f"configs not found at {CONFIG_DIR}: install gen-runner from a clone with `pip install -e .`")
     check_group_options(args)
+    if command == "report":
+        args = report_dirs_override(args)
 
     import hydra
     from omegaconf import OmegaConf
@@ -150,6 +160,18 @@ def main(argv: list[str] | None = None) -> None:
         hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=command)(task)()
     finally:
         sys.argv = original
+
+
+def report_dirs_override(args: list[str]) -> list[str]:
+    """`gen-runner report a b report.sort=fid` -> Hydra overrides with `report.dirs=['a','b']`."""
+    takes_value = {"--cfg", "-c", "--info", "-i", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                   "--config-dir", "-cd"}
+    dirs = [a for prev, a in zip(["", *args], args)
+            if not a.startswith("-") and "=" not in a and prev not in takes_value]
+    if not dirs:
+        return args
+    quoted = ",".join("'" + d.replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
+    return [a for a in args if a not in dirs] + [f"report.dirs=[{quoted}]"]
 
 
 def ckpt_run_name(ckpt_path: str | None) -> str:

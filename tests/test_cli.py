@@ -50,7 +50,7 @@ def test_help_lists_commands_groups_and_options_without_importing_lightning():
 
 @pytest.mark.parametrize("args, message", [
     (["fit"], "unknown command 'fit'; choose one of: train, eval, sample"),
-    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: dcgan, gan, realnvp"),
+    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: classifier, dcgan, gan, realnvp"),
     (["train", "data=cifar"], "unknown data 'cifar'; choose one of: checkerboard,"),
     (["train", "--multirun", "model=gan,nope"], "unknown model 'nope'"),
 ])
@@ -131,8 +131,8 @@ def test_dcgan_on_digits(tmp_path):
     sample = run_cli("sample", f"ckpt_path={run}/checkpoints/last.ckpt", "num_samples=16", cwd=tmp_path)
     x = torch.load(run_directory(sample, tmp_path) / "samples/samples.pt")
     assert x.shape == (16, 1, 8, 8) and 0 <= x.min() and x.max() <= 1
-    # No GAN image metric in this command yet: one line saying so.
-    assert "no GAN metric for data=digits" in error_line(
+    # Image metrics need a feature extractor: one line saying which.
+    assert "no metric for a GAN on data=digits without features" in error_line(
         run_cli("eval", f"ckpt_path={run}/checkpoints/last.ckpt", cwd=tmp_path, check=False))
 
 
@@ -174,10 +174,16 @@ def test_held_out_tensor_file_scored_whole(tmp_path):
 
 def test_multirun_sweeps_seeds(tmp_path):
     run_cli("train", "--multirun", "model=gan", "data=ring8", *TINY_GAN, "data.num_train=500", "trainer.max_steps=3",
-            "callbacks=minimal", "seed=0,1", cwd=tmp_path)
+            "callbacks=minimal", "trainer.log_every_n_steps=1", "seed=0,1", cwd=tmp_path)
     runs = sorted(tmp_path.glob("outputs/multirun/train/*/*_gan-ring8/metrics.json"))
     assert len(runs) == 2
     assert [json.loads(r.read_text())["protocol"]["seed"] for r in runs] == [0, 1]
+    # ... and the sweep becomes a leaderboard: one row, mean and std over the two seeds.
+    proc = run_cli("report", str(runs[0].parent.parent), cwd=tmp_path)
+    out = run_directory(proc, tmp_path)
+    table = (out / "leaderboard.md").read_text()
+    assert "± " in table and "n=2" in table and (out / "leaderboard.csv").is_file()
+    assert (out / "plots" / "train_d_loss.png").is_file()
 
 
 # -- bad input: one line, saying what to do -----------------------------------------------------------

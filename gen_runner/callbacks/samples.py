@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from gen_runner.base import GenerativeModule
 from gen_runner.data.images import make_grid
 from gen_runner.visualize import save_samples_picture, scatter_figure
 
@@ -26,10 +27,13 @@ class SampleLogger(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
-        if self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps:
+        due = self.every_n_steps and step % self.every_n_steps == 0 and step < trainer.max_steps
+        if due and isinstance(pl_module, GenerativeModule):
             self._log(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        if not isinstance(pl_module, GenerativeModule):
+            return
         samples = self._log(trainer, pl_module)
         if samples is not None and trainer.is_global_zero:
             save_samples_picture(samples, Path(trainer.default_root_dir) / "samples" / "train_final.png",

@@ -24,6 +24,7 @@ __all__ = [
     "MNISTDataModule",
     "TensorFileDataModule",
     "ImageFolderDataModule",
+    "StackedDataModule",
 ]
 
 
@@ -64,15 +65,16 @@ class GenDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         trainer = self.trainer
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
-        return self._loader("train", shuffle=True, drop_last=True, num_replicas=replicas, rank=rank)
+        return self.loader("train", shuffle=True, drop_last=True, num_replicas=replicas, rank=rank)
 
     def val_dataloader(self) -> ResumableLoader:
-        return self._loader("val")
+        return self.loader("val")
 
     def test_dataloader(self) -> ResumableLoader:
-        return self._loader("test")
+        return self.loader("test")
 
-    def _loader(self, split: str, shuffle: bool = False, drop_last: bool = False, **kw) -> ResumableLoader:
+    def loader(self, split: str, shuffle: bool = False, drop_last: bool = False, **kw) -> ResumableLoader:
+        """A loader over one split (in order, all examples, unless told otherwise)."""
         self.setup()
         data = self.splits[split]
         if len(data) == 0:
@@ -150,6 +152,35 @@ class MNISTDataModule(GenDataModule):
             return images.load_mnist(self.root, self.split, self.variant, download=False)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from e
+
+
+class StackedDataModule(GenDataModule):
+    """Stacked MNIST (Metz et al. 2017, unrolled GANs; VEEGAN; PacGAN): every example stacks three
+    digit images, drawn independently (seeded), as its three channels; its label is the triple
+    100 a + 10 b + c, so there are 1,000 modes. `source=digits` stacks scikit-learn's 8x8 digits."""
+
+    def __init__(self, source: str = "mnist", root: str | None = None, split: str = "train",
+                 download: bool = False, num_examples: int = 128_000, **kwargs):
+        super().__init__(**kwargs)
+        if source not in ("mnist", "digits"):
+            raise UserError(f"data.source={source!r}: choose mnist or digits")
+        self.source, self.num_examples = source, num_examples
+        self.mnist = MNISTDataModule(root, split, "mnist", download) if source == "mnist" else None
+        self.num_levels = 256 if source == "mnist" else DigitsDataModule.num_levels
+
+    def prepare_data(self) -> None:
+        if self.mnist is not None:
+            self.mnist.prepare_data()
+
+    @property
+    def num_classes(self) -> int:
+        return 1000
+
+    def _load(self):
+        x, y = self.mnist._load() if self.mnist is not None else images.load_digits()
+        g = torch.Generator().manual_seed(self.seed + 1)
+        idx = torch.randint(len(x), (self.num_examples, 3), generator=g)
+        return x[idx].squeeze(2), y[idx] @ torch.tensor([100, 10, 1])
 
 
 class TensorFileDataModule(GenDataModule):

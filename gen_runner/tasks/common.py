@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -13,9 +13,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from gen_runner.base import GenerativeModule
-from gen_runner.data.datamodule import GenDataModule
 from gen_runner.errors import UserError
+
+if TYPE_CHECKING:  # importing them pulls in Lightning, which `gen-runner report` does not need
+    from gen_runner.base import RunnerModule
+    from gen_runner.data.datamodule import GenDataModule
 
 __all__ = [
     "run_dir", "choices", "build", "build_datamodule", "build_model", "load_checkpoint",
@@ -53,7 +55,7 @@ def build_datamodule(data_cfg: DictConfig | dict, seed: int, what: str = "data")
 
 
 def build_model(model_cfg: DictConfig | dict, data_info: dict, optimizer_cfg=None,
-                what: str = "model") -> GenerativeModule:
+                what: str = "model") -> RunnerModule:
     optimizer = build(optimizer_cfg, "optimizer") if optimizer_cfg is not None else None
     return build(model_cfg, what, data=data_info, optimizer=optimizer)
 
@@ -76,7 +78,7 @@ def load_checkpoint(path: str | os.PathLike | None) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict) -> GenerativeModule:
+def model_from_checkpoint(ckpt: dict) -> RunnerModule:
     info = ckpt["gen_runner"]
     model = build_model(info["config"]["model"], info["data"], what="model (from the checkpoint)")
     model.load_state_dict(ckpt["state_dict"])

@@ -1,34 +1,51 @@
 """`gen-runner eval`: the family's metrics for a checkpoint, on its own test split or other data.
 
-Flows: `nll` (nats per example) and, for images, `bpd`. GANs on the 2-D mixtures: `modes`,
-`high_quality_pct` and `reverse_kl` on `num_samples` (2,500) samples, as in PacGAN/VEEGAN.
+Classifiers: `accuracy` and `nll` on the split. Flows: `nll` (nats per example) and, for images,
+`bpd`. GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as
+in PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
+density/coverage against the real split; on Stacked MNIST with a digit classifier, the modes
+captured out of 1,000 and the KL to uniform. metrics.json's `protocol` says how each was measured.
 """
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
-from gen_runner.data.datamodule import ToyDataModule
+from gen_runner.data.datamodule import StackedDataModule, ToyDataModule
 from gen_runner.data.toy import GaussianMixture
 from gen_runner.errors import UserError
+from gen_runner.metrics.features import channel_labels, extract, make_extractor, real_features
 from gen_runner.metrics.likelihood import likelihood
-from gen_runner.metrics.modes import mode_coverage
+from gen_runner.metrics.modes import mode_coverage, stacked_modes
+from gen_runner.metrics.suite import fidelity_metrics
 from gen_runner.tasks import common
 
 __all__ = ["evaluate"]
 
+log = logging.getLogger("gen_runner")
+
 SPLITS = ("train", "val", "test")
+
+
+def _splits(opts) -> tuple[str, ...]:
+    return SPLITS if opts.split == "all" else (opts.split,)
+
+
+def _pooled(found: list[dict]) -> tuple[dict, int]:
+    """Per-split results (each with `num_examples`) -> their example-weighted means, and the count."""
+    n = sum(f["num_examples"] for f in found)
+    return {k: sum(f[k] * f["num_examples"] for f in found) / n for k in found[0] if k != "num_examples"}, n
 
 
 def _flow_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     if tuple(dm.shape) != model.data_shape:
         raise UserError(f"the data has examples of shape {tuple(dm.shape)} but the model was trained on "
                         f"{model.data_shape}; pass data of the same shape")
-    loaders = [dm._loader(s) for s in (SPLITS if cfg.eval.split == "all" else (cfg.eval.split,))]
-    found = [likelihood(model, loader, device, cfg.seed) for loader in loaders]
-    n = sum(f["num_examples"] for f in found)
-    metrics = {k: sum(f[k] * f["num_examples"] for f in found) / n for k in found[0] if k != "num_examples"}
+    metrics, n = _pooled([likelihood(model, dm.loader(s), device, cfg.seed) for s in _splits(cfg.eval)])
     protocol = {"split": cfg.eval.split, "num_examples": n, "unit": "nll: nats per example"}
     if model.is_image:
         protocol.update(dequantization="uniform, one draw per pixel", num_levels=model.num_levels,
@@ -36,17 +53,47 @@ def _flow_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     return metrics, protocol
 
 
-def _gan_metrics(cfg, model, dm, device, data_name) -> tuple[dict, dict]:
-    distribution = getattr(dm, "distribution", None)
-    if not isinstance(dm, ToyDataModule) or not isinstance(distribution, GaussianMixture):
-        raise UserError(f"no GAN metric for data={data_name} yet: eval scores GANs on the Gaussian mixtures "
-                        "(ring8, grid25, gauss8); image metrics (FID/KID/IS) come with the evaluation suite")
+def _classifier_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
+    metrics, n = _pooled([model.score(dm.loader(s), device) for s in _splits(cfg.eval)])
+    return metrics, {"split": cfg.eval.split, "num_examples": n, "unit": "nll: nats per example"}
+
+
+def _mode_metrics(cfg, model, dm) -> tuple[dict, dict]:
+    distribution = dm.distribution
     generator = torch.Generator().manual_seed(cfg.seed)
     samples = model.sample(cfg.eval.num_samples, generator=generator, batch_size=cfg.eval.batch_size).cpu()
     metrics = mode_coverage(samples, distribution.centers, distribution.std)
     protocol = {"num_samples": cfg.eval.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
                 "assignment": "nearest mode; captured = at least one sample within 3 std",
                 "reverse_kl": "KL(generated mode histogram || uniform), nats"}
+    return metrics, protocol
+
+
+def _image_metrics(cfg, model, dm, device, data_cfg) -> tuple[dict, dict]:
+    opts = cfg.eval
+    extractor = make_extractor(opts.features, opts.features_ckpt, device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batches = model.sample_batches(opts.num_samples, cfg.temperature, generator, opts.batch_size)
+    protocol = {"features": extractor.name, "features_sha256": extractor.sha256, "num_generated": opts.num_samples,
+                "image_size": extractor.image_size, "resize": extractor.resize}
+
+    stacked = isinstance(dm, StackedDataModule) and getattr(extractor, "shape", (0,))[0] == 1
+    if stacked:  # each channel classified by the digit classifier: the triple is the mode
+        digits = torch.cat([channel_labels(extractor, images) for images in batches])
+        protocol.update(modes="digit triples, each channel classified by the features classifier; 1,000 modes",
+                        reverse_kl="KL(generated mode histogram || uniform over 1,000), nats")
+        return stacked_modes(digits), protocol
+
+    real = torch.cat([dm.splits[s].tensors[0] for s in _splits(opts)])[: opts.num_real]
+    key = {"data": common.container(data_cfg) if isinstance(data_cfg, DictConfig) else data_cfg,
+           "split": opts.split, "num_real": len(real), "image_size": extractor.image_size}
+    cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else Path.home() / ".cache/gen-runner/features"
+    *real_fl, hit = real_features(extractor, real, dm.num_levels, key, cache, opts.batch_size)
+    log.info("real features: %s", "from the cache" if hit else f"computed and cached in {cache}")
+    fake_fl = extract(extractor, batches, opts.num_samples, "generated")
+    metrics, details = fidelity_metrics(tuple(real_fl), fake_fl, list(opts.metrics), opts.kid_subsets,
+                                        opts.kid_subset_size, opts.is_splits, opts.prdc_k, cfg.seed)
+    protocol.update(num_real=len(real), split=opts.split, **details)
     return metrics, protocol
 
 
@@ -64,12 +111,23 @@ def evaluate(cfg: DictConfig) -> dict:
         data_cfg, data_name = info["config"]["data"], info["choices"].get("data")
     dm = common.build_datamodule(data_cfg, info["config"]["seed"], what=f"data={data_name}")
 
-    if info["family"] == "flow":
+    family, metrics, protocol = info["family"], {}, {}
+    if family == "classifier":
+        metrics, protocol = _classifier_metrics(cfg, model, dm, device)
+    if family == "flow":
         metrics, protocol = _flow_metrics(cfg, model, dm, device)
-    elif info["family"] == "gan":
-        metrics, protocol = _gan_metrics(cfg, model, dm, device, data_name)
-    else:
-        raise UserError(f"{cfg.ckpt_path} holds a {info['family']} model, which `eval` does not score")
+    if family == "gan" and isinstance(dm, ToyDataModule) and isinstance(dm.distribution, GaussianMixture):
+        metrics, protocol = _mode_metrics(cfg, model, dm)
+    if family in ("gan", "flow") and cfg.eval.features:
+        if not model.is_image:
+            raise UserError("eval.features applies to images; this model generates points")
+        extra, extra_protocol = _image_metrics(cfg, model, dm, device, data_cfg)
+        metrics.update(extra)
+        protocol.update(extra_protocol)
+    if not metrics:
+        raise UserError(f"no metric for a GAN on data={data_name} without features: pass eval.features=classifier "
+                        "eval.features_ckpt=<classifier checkpoint> (or eval.features=inception) for FID/KID/IS; "
+                        "mode coverage needs ring8, grid25 or gauss8")
     protocol = {"command": "eval", "checkpoint": str(cfg.ckpt_path), "step": ckpt.get("global_step"),
                 "model": info["choices"].get("model"), "data": data_name, "seed": cfg.seed, **protocol}
 

@@ -24,6 +24,9 @@ def sample(cfg: DictConfig) -> torch.Tensor:
         raise UserError(f"num_samples={cfg.num_samples}: ask for at least one sample")
     ckpt = common.load_checkpoint(cfg.ckpt_path)
     info = ckpt["gen_runner"]
+    if info["family"] not in ("gan", "flow"):
+        raise UserError(f"{cfg.ckpt_path} holds a {info['family']}, which does not sample; "
+                        "pass a GAN or flow checkpoint")
     if info["family"] == "gan" and cfg.temperature != 1.0:
         log.warning("temperature=%s is ignored: it scales a flow's base distribution, not a GAN's latent",
                     cfg.temperature)
