@@ -25,8 +25,10 @@ HIDDEN_GROUPS = ("hydra",)
 def config_groups() -> dict[str, list[str]]:
     """Config groups and their options, read from the configs folder."""
     groups = {}
-    for folder in sorted(p for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name not in HIDDEN_GROUPS):
-        groups[folder.name] = sorted(f.stem for f in folder.glob("*.yaml"))
+    for folder in sorted(p for p in CONFIG_DIR.rglob("*") if p.is_dir()):
+        name = folder.relative_to(CONFIG_DIR).as_posix()
+        if name.split("/")[0] not in HIDDEN_GROUPS:
+            groups[name] = sorted(f.stem for f in folder.glob("*.yaml"))
     return groups
 
 
@@ -35,7 +37,7 @@ def usage() -> str:
              "       gen-runner report <run or multirun directory ...> [report.key=value ...]", "", "commands:"]
     lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
     lines += ["", "config groups (pick one option with group=option):"]
-    lines += [f"  {group:<11}{', '.join(options)}" for group, options in config_groups().items()]
+    lines += [f"  {group:<16}{', '.join(options)}" for group, options in config_groups().items()]
     lines += [
         "",
         "examples:",
@@ -143,12 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         args = report_dirs_override(args)
 
     import hydra
-    from omegaconf import OmegaConf
 
     from gen_runner.schema import register
 
     register()
-    OmegaConf.register_new_resolver("ckpt_run_name", ckpt_run_name, replace=True)
+    register_resolvers()
     original = list(sys.argv)
 
     def task(cfg) -> None:
@@ -172,6 +173,14 @@ def report_dirs_override(args: list[str]) -> list[str]:
         return args
     quoted = ",".join("'" + d.replace("\\", "\\\\").replace("'", "\\'") + "'" for d in dirs)
     return [a for a in args if a not in dirs] + [f"report.dirs=[{quoted}]"]
+
+
+def register_resolvers() -> None:
+    """The config interpolations gen-runner adds: ${ckpt_run_name:path} and ${mul:a,b}."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("ckpt_run_name", ckpt_run_name, replace=True)
+    OmegaConf.register_new_resolver("mul", lambda a, b: a * b, replace=True)
 
 
 def ckpt_run_name(ckpt_path: str | None) -> str:

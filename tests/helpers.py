@@ -13,11 +13,11 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gen_runner.cli import CONFIG_DIR, ckpt_run_name
+from gen_runner.cli import CONFIG_DIR, register_resolvers
 from gen_runner.schema import register
 
 register()
-OmegaConf.register_new_resolver("ckpt_run_name", ckpt_run_name, replace=True)
+register_resolvers()
 
 # Small, fast settings for in-process runs.
 FAST = ["trainer.log_every_n_steps=1", "trainer.enable_model_summary=false", "callbacks=minimal"]

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from helpers import read_metrics, run_cli, run_directory
 
-TINY_GAN = ["model.generator.hidden=[64,64]", "model.discriminator.hidden=[32,32]", "model.discriminator.dropout=0"]
+TINY_GAN = ["model.generator.mlp.hidden=[64,64]", "model.discriminator.mlp.hidden=[32,32]", "model.discriminator.mlp.dropout=0"]
 TINY_FLOW = ["model.flow.vector.num_couplings=4", "model.flow.vector.hidden=[32,32]",
              "model.flow.image.num_scales=1", "model.flow.image.hidden_channels=8", "model.flow.image.num_blocks=1"]
 SHORT = ["trainer.max_steps=40", "trainer.val_check_interval=20", "trainer.log_every_n_steps=10",
@@ -50,7 +50,7 @@ def test_help_lists_commands_groups_and_options_without_importing_lightning():
 
 @pytest.mark.parametrize("args, message", [
     (["fit"], "unknown command 'fit'; choose one of: train, eval, sample"),
-    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: classifier, dcgan, gan, realnvp"),
+    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: began, classifier, dcgan, gan, hinge_gan,"),
     (["train", "data=cifar"], "unknown data 'cifar'; choose one of: checkerboard,"),
     (["train", "--multirun", "model=gan,nope"], "unknown model 'nope'"),
 ])
@@ -124,8 +124,8 @@ def test_gan_sample_writes_png_pt_npy(gan_run):
 
 
 def test_dcgan_on_digits(tmp_path):
-    proc = run_cli("train", "model=dcgan", "data=digits", "model.generator.base_channels=16",
-                   "model.discriminator.base_channels=16", *SHORT, cwd=tmp_path)
+    proc = run_cli("train", "model=dcgan", "data=digits", "model.generator.conv.base_channels=16",
+                   "model.discriminator.conv.base_channels=16", *SHORT, cwd=tmp_path)
     run = run_directory(proc, tmp_path)
     assert "samples/grid" in tb_tags(run)["images"]
     sample = run_cli("sample", f"ckpt_path={run}/checkpoints/last.ckpt", "num_samples=16", cwd=tmp_path)

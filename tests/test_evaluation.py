@@ -39,8 +39,8 @@ def classifier_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dcgan_ckpt(tmp_path_factory):
-    cfg = _config(tmp_path_factory, "train", "model=dcgan", "data=digits", "model.generator.base_channels=16",
-                  "model.discriminator.base_channels=16", "trainer.max_steps=30", *FAST)
+    cfg = _config(tmp_path_factory, "train", "model=dcgan", "data=digits", "model.generator.conv.base_channels=16",
+                  "model.discriminator.conv.base_channels=16", "trainer.max_steps=30", *FAST)
     train(cfg)
     return f"{cfg.paths.output_dir}/checkpoints/last.ckpt"
 
@@ -98,8 +98,8 @@ def test_stacked_mode_counting_on_real_stacked_digits(classifier_ckpt):
 
 
 def test_in_training_evaluation_logs_and_keeps_the_best(tmp_path_factory, classifier_ckpt):
-    cfg = _config(tmp_path_factory, "train", "model=dcgan", "data=digits", "model.generator.base_channels=8",
-                  "model.discriminator.base_channels=8", "trainer.max_steps=20", "callbacks=fidelity",
+    cfg = _config(tmp_path_factory, "train", "model=dcgan", "data=digits", "model.generator.conv.base_channels=8",
+                  "model.discriminator.conv.base_channels=8", "trainer.max_steps=20", "callbacks=fidelity",
                   f"callbacks.fidelity.features_ckpt={classifier_ckpt}", "callbacks.fidelity.every_n_steps=10",
                   "callbacks.fidelity.num_samples=200", "callbacks.fidelity.num_real=150",
                   "callbacks.fidelity.kid_subset_size=100", "trainer.enable_model_summary=false")

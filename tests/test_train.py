@@ -14,8 +14,8 @@ from gen_runner.tasks.common import load_checkpoint
 from gen_runner.tasks.train import train
 
 TOY = ["data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"]
-SMALL_GAN = ["model.generator.hidden=[32,32]", "model.discriminator.hidden=[16,16]"]
-SMALL_DCGAN = ["model.generator.base_channels=8", "model.discriminator.base_channels=8"]
+SMALL_GAN = ["model.generator.mlp.hidden=[32,32]", "model.discriminator.mlp.hidden=[16,16]"]
+SMALL_DCGAN = ["model.generator.conv.base_channels=8", "model.discriminator.conv.base_channels=8"]
 SMALL_FLOW = ["model.flow.vector.num_couplings=2", "model.flow.vector.hidden=[16]",
               "model.flow.image.num_scales=1", "model.flow.image.hidden_channels=8",
               "model.flow.image.num_blocks=1"]

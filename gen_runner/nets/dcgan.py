@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from gen_runner.nets.minibatch import MinibatchStdDev
+
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_init"]
 
 
@@ -41,7 +43,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -70,19 +72,36 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
-class DCGANDiscriminator(nn.Module):
-    """images [B, C, H, W] in [-1, 1] -> one logit per image."""
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":  # over (C, H, W) per example: WGAN-GP's recommended replacement for BatchNorm
+        return nn.GroupNorm(1, channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm={kind!r}: choose batch, layer or none")
 
-    def __init__(self, data_shape: Sequence[int], base_channels: int = 64):
+
+class DCGANDiscriminator(nn.Module):
+    """images [B, C, H, W] in [-1, 1] -> one logit per image.
+
+    `norm="layer"` or `"none"` replaces the hidden layers' BatchNorm (a critic with a gradient
+    penalty must not normalise across the batch); `minibatch_stddev` appends Karras et al.'s
+    minibatch standard-deviation channel before the last convolution."""
+
+    def __init__(self, data_shape: Sequence[int], base_channels: int = 64, norm: str = "batch",
+                 minibatch_stddev: bool = False):
         super().__init__()
         c, s0, k = _layout(data_shape)
         width = base_channels
         layers: list[nn.Module] = [nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no BN on the input
         for _ in range(k - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
                        nn.LeakyReLU(0.2, True)]
             width *= 2
-        layers.append(nn.Conv2d(width, 1, s0, 1, 0))  # the s0 x s0 map -> one logit
+        if minibatch_stddev:
+            layers.append(MinibatchStdDev())
+        layers.append(nn.Conv2d(width + minibatch_stddev, 1, s0, 1, 0))  # the s0 x s0 map -> one logit
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 

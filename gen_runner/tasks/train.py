@@ -27,7 +27,8 @@ def _check_launcher(cfg: DictConfig) -> None:
     strategy = cfg.trainer.get("strategy")
     ddp = isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy
     ddp = ddp or (isinstance(strategy, DictConfig) and "DDPStrategy" in strategy.get("_target_", ""))
-    if ddp and hc.mode.name == "MULTIRUN" and "basic" in str(hc.runtime.choices.get("hydra/launcher", "basic")):
+    launcher = str(hc.runtime.choices.get("hydra/launcher", "basic"))
+    if ddp and hc.mode.name == "MULTIRUN" and not launcher.startswith("submitit"):
         raise UserError("trainer=ddp/ddp_cpu cannot run inside a local --multirun (the child ranks inherit the "
                         "sweep); sweep one device per run, or launch on SLURM with hydra/launcher=submitit_slurm")
 
@@ -44,6 +45,10 @@ def train(cfg: DictConfig) -> dict:
     model = common.build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
     model.run_info = {"config": common.container(cfg), "choices": picked}
 
+    for name, node in cfg.callbacks.items():
+        if node and "_target_" not in node:
+            raise UserError(f"callbacks.{name} sets {list(node)} but names no class (_target_): a preset or override "
+                            f"configures a callback this callbacks= option leaves out; drop it or pick callbacks=default")
     callbacks = [common.build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
     callbacks.append(ResumeState())
     loggers = [common.build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]

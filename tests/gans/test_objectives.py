@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from gen_runner.gans.objectives import StandardGAN
+from gen_runner.gans.objectives import Hinge, LeastSquares, StandardGAN, Wasserstein
 
 
 def test_discriminator_loss_is_binary_cross_entropy():
@@ -32,3 +32,25 @@ def test_minimax_saturates_where_non_saturating_does_not():
 def test_unknown_generator_loss():
     with pytest.raises(ValueError, match="non_saturating or minimax"):
         StandardGAN("wasserstein")
+
+
+def test_wasserstein_losses():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 0.0])
+    assert Wasserstein().d_loss(real, fake).item() == pytest.approx(-1.0 - 2.0)
+    assert Wasserstein().g_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_least_squares_losses_with_the_papers_codings():
+    real, fake = torch.tensor([0.5, 1.0]), torch.tensor([0.0, 2.0])
+    ls = LeastSquares()  # a, b, c = 0, 1, 1
+    assert ls.d_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0) / 2 + 0.5 * (0 + 4) / 2)
+    assert ls.g_loss(fake).item() == pytest.approx(0.5 * (1 + 1) / 2)
+    chi2 = LeastSquares(a=-1, b=1, c=0)
+    assert chi2.d_loss(real, fake).item() == pytest.approx(0.5 * 0.25 / 2 + 0.5 * (1 + 9) / 2)
+    assert chi2.g_loss(fake).item() == pytest.approx(0.5 * 4 / 2)
+
+
+def test_hinge_losses():
+    real, fake = torch.tensor([0.5, 2.0]), torch.tensor([-3.0, 0.5])
+    assert Hinge().d_loss(real, fake).item() == pytest.approx((0.5 + 0) / 2 + (0 + 1.5) / 2)
+    assert Hinge().g_loss(fake).item() == pytest.approx(1.25)

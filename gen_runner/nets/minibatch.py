@@ -1,0 +1,39 @@
+"""Layers that let a discriminator look across the minibatch, against mode collapse.
+
+- Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training GANs",
+  sec. 3.2): features f(x_i) [N, A] times a tensor T [A, B, C] give M_i [B, C]; for each of the B
+  kernels, o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1) over the batch (j = i included, as in the
+  paper); the B outputs are appended to the features.
+- Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", sec. 3): the
+  standard deviation of every feature over the batch, averaged into one number, appended as one
+  more feature (or one more constant channel for feature maps).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["MinibatchDiscrimination", "MinibatchStdDev"]
+
+
+class MinibatchDiscrimination(nn.Module):
+    """[N, A] -> [N, A + B]."""
+
+    def __init__(self, in_features: int, num_kernels: int = 100, kernel_dim: int = 5):
+        super().__init__()
+        self.num_kernels, self.kernel_dim = num_kernels, kernel_dim
+        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * 0.1)
+        self.out_features = in_features + num_kernels
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        m = (h @ self.T).view(len(h), self.num_kernels, self.kernel_dim)  # [N, B, C]
+        l1 = (m[:, None] - m[None]).abs().sum(-1)  # [N, N, B]
+        return torch.cat([h, torch.exp(-l1).sum(1)], dim=1)
+
+
+class MinibatchStdDev(nn.Module):
+    """[N, A] -> [N, A + 1], or [N, C, H, W] -> [N, C + 1, H, W]."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        std = (h.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+        return torch.cat([h, std.expand(len(h), 1, *h.shape[2:])], dim=1)

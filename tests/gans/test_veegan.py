@@ -1,0 +1,109 @@
+"""VEEGAN: its losses on linear nets checked by hand, where each loss's gradient goes, and training
+end to end on points and on (flattened) images."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import FAST
+from gen_runner.gans.regularizers import R1
+from gen_runner.gans.veegan import VEEGANModule
+from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
+from gen_runner.tasks.train import train
+
+
+def linear(in_features, out_features, weight):
+    layer = nn.Linear(in_features, out_features)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+        layer.bias.zero_()
+    return layer
+
+
+def make(**kwargs):
+    """G(z) = z, F(x) = 2 x, D(z, x) = z_1 + x_2 (z, x in R^2)."""
+    return VEEGANModule(
+        generator=lambda latent_dim, data_shape: linear(2, 2, [[1.0, 0.0], [0.0, 1.0]]),
+        discriminator=lambda data_shape: nn.Sequential(linear(data_shape[0], 1, [[1.0, 0.0, 0.0, 1.0]]),
+                                                       nn.Flatten(0)),
+        reconstructor=lambda in_features, out_features: linear(in_features, out_features, [[2.0, 0.0], [0.0, 2.0]]),
+        data={"shape": [2]}, latent_dim=2, **kwargs)
+
+
+Z = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+REAL = torch.tensor([[1.0, 1.0], [-1.0, 0.0]])
+
+
+def softplus(t):
+    return math.log1p(math.exp(t))
+
+
+def test_losses_by_hand():
+    gan = make(reconstructor_std=0.0)
+    gan.noise_batch = Z
+    fake = gan.generator(Z)
+    g = gan.generator_loss(REAL, fake)
+    assert g["train/g_loss"].item() == pytest.approx((1 + 2) / 2)  # D on (z, G(z)): z_1 + z_2
+    assert g["train/reconstruction"].item() == pytest.approx((1 + 4) / 2)  # ||z - 2 z||^2 = ||z||^2
+    # generator pairs are class 1 (logits 1, 2); reconstructor pairs (2x, x) class 0 (logits 3, -2)
+    expected = (softplus(-1) + softplus(-2)) / 2 + (softplus(3) + softplus(-2)) / 2
+    assert gan.discriminator_loss(REAL, fake)["train/d_loss"].item() == pytest.approx(expected)
+
+
+def test_reconstructor_pairs_are_drawn_around_f_of_x():
+    gan = make(reconstructor_std=0.5)
+    gan.noise_batch = Z
+    torch.manual_seed(0)
+    eps = torch.randn(2, 2)
+    torch.manual_seed(0)
+    loss = gan.discriminator_loss(REAL, gan.generator(Z))["train/d_loss"].item()
+    z_g = 2 * REAL + 0.5 * eps
+    expected = (softplus(-1) + softplus(-2)) / 2 + sum(softplus((z_g[i, 0] + REAL[i, 1]).item()) for i in range(2)) / 2
+    assert loss == pytest.approx(expected)
+
+
+def test_each_loss_reaches_only_its_networks():
+    gan = make()
+    gan.noise_batch = Z
+    fake = gan.generator(Z)
+
+    def reached(loss):
+        nets = {"G": gan.generator, "F": gan.reconstructor, "D": gan.discriminator}
+        grads = {name: torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, retain_graph=True)
+                 for name, net in nets.items()}
+        return {name for name, gs in grads.items() if any(g is not None and g.abs().sum() > 0 for g in gs)}
+
+    g = gan.generator_loss(REAL, fake)
+    assert reached(g["train/g_loss"]) == {"G", "D"}  # D's weights are frozen in the base step
+    assert reached(g["train/reconstruction"]) == {"G", "F"}
+    assert reached(gan.discriminator_loss(REAL, fake)["train/d_loss"]) == {"D"}
+    owned = {id(p) for p in gan.generator_parameters()}
+    assert owned == {id(p) for p in [*gan.generator.parameters(), *gan.reconstructor.parameters()]}
+
+
+@pytest.mark.parametrize("kwargs, message", [({"pack": 2}, "model.pack=2"), ({"regularizers": [R1()]}, "regularizer")])
+def test_refuses_packing_and_regularizers(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
+
+
+SMALL = ["model.latent_dim=8", "model.generator.mlp.hidden=[16,16]", "model.discriminator.mlp.hidden=[16]",
+         "model.reconstructor.hidden=[16]"]
+DATA = {"ring8": ["data=ring8", "data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"],
+        "digits": ["data=digits", "data.batch_size=32", "model.generator.conv.base_channels=4"]}
+
+
+@pytest.mark.parametrize("data", DATA)
+def test_trains_on_points_and_images(make_config, data):
+    cfg = make_config("train", "model=veegan", *SMALL, *DATA[data], "trainer.max_steps=3",
+                      "trainer.limit_val_batches=0", *FAST)
+    metrics = train(cfg)
+    ckpt = load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")
+    assert ckpt["global_step"] == 3
+    assert any(k.startswith("reconstructor.") for k in ckpt["state_dict"])
+    assert {"train/d_loss", "train/g_loss", "train/reconstruction"} <= metrics.keys()
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert model_from_checkpoint(ckpt).sample(5).shape[0] == 5
