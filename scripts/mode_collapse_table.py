@@ -55,7 +55,7 @@ def mean_se(values: list[float]) -> str:
 
 
 def table(results: dict[tuple[str, str], list[dict]], models: list[str], datasets: list[str], seeds: int) -> str:
-    lines = [f"| data | model | modes | high quality % | reverse KL | published (modes / HQ % / rKL) |",
+    lines = ["| data | model | modes | high quality % | reverse KL | published (modes / HQ % / rKL) |",
              "|---|---|---|---|---|---|"]
     for ds in datasets:
         for model in models:

@@ -47,8 +47,9 @@ def train(cfg: DictConfig) -> dict:
 
     for name, node in cfg.callbacks.items():
         if node and "_target_" not in node:
-            raise UserError(f"callbacks.{name} sets {list(node)} but names no class (_target_): a preset or override "
-                            f"configures a callback this callbacks= option leaves out; drop it or pick callbacks=default")
+            raise UserError(f"callbacks.{name} sets {list(node)} but names no class (_target_): a preset or "
+                            "override configures a callback this callbacks= option leaves out; drop it or pick "
+                            "callbacks=default")
     callbacks = [common.build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
     callbacks.append(ResumeState())
     loggers = [common.build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]

@@ -109,6 +109,6 @@ def test_simultaneous_uses_the_discriminator_before_its_step(simultaneous):
     with_old_d = _generator_after_step(before, before.generator, x, z)
     with_new_d = _generator_after_step(after, before.generator, x, z)
     expected, other = (with_old_d, with_new_d) if simultaneous else (with_new_d, with_old_d)
-    for p, e, o in zip(after.generator.parameters(), expected, other):
+    for p, e in zip(after.generator.parameters(), expected):
         torch.testing.assert_close(p, e)
     assert any(not torch.allclose(e, o) for e, o in zip(expected, other))
