@@ -98,6 +98,8 @@ QUIET = (
     r".*val_dataloader` but have no `validation_step`.*",  # GANs validate through callbacks
     r".*smaller than the logging interval.*",  # small epochs: logging counts steps across epochs
 )
+# ... and Lightning's info lines that say nothing about this run.
+QUIET_LOGS = ("was configured so 100% of the batches", "try installing [litlogger]")
 
 
 def _run_task(command: str, cfg) -> None:
@@ -117,8 +119,11 @@ def _run_task(command: str, cfg) -> None:
             from gen_runner.tasks.sample import sample as task
         else:
             from gen_runner.tasks.report import report as task
-        for name in ("lightning.pytorch", "lightning.fabric"):  # Hydra's handlers print and file them once
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # Hydra's handlers print and file once
             logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: not any(q in record.getMessage() for q in QUIET_LOGS))
         task(cfg)
     except UserError as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
