@@ -26,9 +26,9 @@ class MinibatchDiscrimination(nn.Module):
         self.out_features = in_features + num_kernels
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        m = (h @ self.T).view(len(h), self.num_kernels, self.kernel_dim)  # [N, B, C]
-        l1 = (m[:, None] - m[None]).abs().sum(-1)  # [N, N, B]
-        return torch.cat([h, torch.exp(-l1).sum(1)], dim=1)
+        m = (h @ self.T).view(len(h), self.num_kernels, self.kernel_dim).transpose(0, 1)  # [B, N, C]
+        l1 = torch.cdist(m, m, p=1)  # [B, N, N]
+        return torch.cat([h, torch.exp(-l1).sum(2).t()], dim=1)
 
 
 class MinibatchStdDev(nn.Module):
