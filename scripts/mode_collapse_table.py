@@ -4,8 +4,11 @@ modes_ring8 / modes_grid25: PacGAN's nets, optimizer and data for every variant)
 2,500 samples each (gen-runner eval), tabulated as mean +- standard error over seeds beside the
 published numbers.
 
-    python scripts/mode_collapse_table.py [--budget quick|full] [--seeds 3] [--jobs 2] [--out DIR] [--steps N]
-        [--models gan,pacgan2,...] [--datasets ring8,grid25]
+    python scripts/mode_collapse_table.py [--budget quick|full] [--seeds 0,1,2] [--jobs 2] [--out DIR] [--steps N]
+        [--models gan,pacgan2,...] [--datasets ring8,grid25] [--include DIR ...]
+
+`--include` folds the evaluated runs of earlier invocations (their --out directories) into the
+table, so a grid can be trained in parts (other seeds, other models) and tabulated once.
 
 `--jobs N` trains N runs at once in separate processes (Hydra's joblib launcher), one torch thread
 each: on 2 cores that is about 1.6x the throughput of one run with two threads. The table lands in
@@ -54,7 +57,7 @@ def mean_se(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / math.sqrt(len(values)):.2f}"
 
 
-def table(results: dict[tuple[str, str], list[dict]], models: list[str], datasets: list[str], seeds: int) -> str:
+def table(results: dict[tuple[str, str], list[dict]], models: list[str], datasets: list[str]) -> str:
     lines = ["| data | model | modes | high quality % | reverse KL | published (modes / HQ % / rKL) |",
              "|---|---|---|---|---|---|"]
     for ds in datasets:
@@ -64,25 +67,26 @@ def table(results: dict[tuple[str, str], list[dict]], models: list[str], dataset
             published = "; ".join(f"{src}: {m} / {hq} / {'-' if kl is None else kl}"
                                   for src, m, hq, kl in PUBLISHED.get((ds, model), [])) or "-"
             lines.append(f"| {ds} | {model} | {' | '.join(ours)} | {published} |")
-    n = max((len(v) for v in results.values()), default=0)
-    lines.append(f"\nOurs: mean ± standard error over {n} seed(s) (of {seeds} asked), 2,500 samples each.")
+    counts = sorted({len(v) for v in results.values()})
+    lines.append(f"\nOurs: mean ± standard error over {'/'.join(map(str, counts))} seed(s), 2,500 samples each.")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=["quick", "full"], default="quick")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--steps", type=int, help="override the budget's step count (smoke tests)")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--include", type=Path, nargs="*", default=[], help="earlier --out directories to tabulate too")
     parser.add_argument("--out", type=Path, default=Path("outputs") / "mode_collapse" / time.strftime("%Y%m%d-%H%M%S"))
     args = parser.parse_args()
     models, datasets = args.models.split(","), args.datasets.split(",")
     start = time.perf_counter()
     gen_runner("train", "--multirun", f"experiment={','.join('modes_' + d for d in datasets)}",
-               f"model={','.join(models)}", f"seed={','.join(map(str, range(args.seeds)))}",
+               f"model={','.join(models)}", f"seed={args.seeds}",
                f"budget={args.budget}", "callbacks=minimal", "hydra/launcher=joblib",
                f"hydra.launcher.n_jobs={args.jobs}", f"hydra.sweep.dir={args.out / 'train'}",
                *([f"trainer.max_steps={args.steps}"] if args.steps else []), threads=1 if args.jobs > 1 else None)
@@ -91,12 +95,12 @@ def main() -> None:
     gen_runner("eval", "--multirun", f"ckpt_path={','.join(checkpoints)}", f"hydra.sweep.dir={args.out / 'eval'}")
 
     results: dict[tuple[str, str], list[dict]] = {}
-    for path in sorted((args.out / "eval").glob("*/metrics.json")):
+    for path in sorted(p for out in (args.out, *args.include) for p in (out / "eval").glob("*/metrics.json")):
         metrics = json.loads(path.read_text())
         protocol = metrics["protocol"]
         results.setdefault((protocol["data"], protocol["model"]), []).append(metrics)
     text = (f"# Mode collapse on the 2-D mixtures ({args.budget} budget)\n\n"
-            + table(results, models, datasets, args.seeds)
+            + table(results, models, datasets)
             + f"\nTraining took {trained / 60:.1f} min with {args.jobs} parallel job(s).\n")
     (args.out / "mode_collapse_table.md").write_text(text)
     print(text)
