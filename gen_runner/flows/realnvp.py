@@ -12,10 +12,11 @@ from gen_runner.flows.distributions import StandardNormal
 from gen_runner.flows.flow import Flow
 from gen_runner.flows.multiscale import MultiScale
 from gen_runner.flows.transforms.base import Compose, Transform
-from gen_runner.flows.transforms.coupling import AffineCoupling, alternating_mask, channel_mask, checkerboard_mask
+from gen_runner.flows.transforms.coupling import Coupling, alternating_mask, channel_mask, checkerboard_mask
 from gen_runner.flows.transforms.elementwise import Logit
 from gen_runner.flows.transforms.normalization import BatchNorm
 from gen_runner.flows.transforms.reshape import Squeeze
+from gen_runner.flows.transforms.univariate import Affine
 from gen_runner.nets.mlp import MLP
 from gen_runner.nets.resnet import ResNet
 
@@ -40,15 +41,17 @@ def realnvp_mlp(
     batch_norm: bool = False,
 ) -> Flow:
     """RealNVP for [B, dim] vectors: `num_couplings` affine couplings with alternating even/odd
-    masks, each with its own zero-initialised MLP conditioner (masked input -> log-scale and shift),
+    masks, each with its own zero-initialised MLP conditioner (conditioning half -> log-scale and shift),
     so the flow starts as the identity. `batch_norm` adds the batch-normalization bijection after
     every coupling (sec. 3.7)."""
     if dim < 2:
         raise ValueError(f"RealNVP couples two halves of a vector, so dim must be at least 2, got {dim}")
     layers: list[Transform] = []
     for i in range(num_couplings):
-        conditioner = MLP(dim, 2 * dim, hidden, activation, zero_last=True)
-        layers.append(AffineCoupling(alternating_mask(dim, i), conditioner))
+        mask = alternating_mask(dim, i)
+        a, b = int(mask.sum()), int((~mask).sum())
+        conditioner = MLP(a, 2 * b, hidden, activation, zero_last=True)
+        layers.append(Coupling(mask, conditioner, Affine("tanh", features=b)))
         if batch_norm:
             layers.append(BatchNorm(dim))
     return Flow(Compose(*layers), StandardNormal(dim))
@@ -90,7 +93,8 @@ def realnvp_image(
         layers: list[Transform] = []
         for mask in masks:
             channels = mask.shape[0]
-            layers.append(AffineCoupling(mask, ResNet(channels, 2 * channels, hidden_channels, num_blocks)))
+            conditioner = ResNet(channels, 2 * channels, hidden_channels, num_blocks)
+            layers.append(Coupling(mask, conditioner, Affine("tanh", features=int((~mask).sum()))))
             if batch_norm:
                 layers.append(BatchNorm(channels))
         return layers

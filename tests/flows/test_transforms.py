@@ -9,16 +9,11 @@ from torch import nn
 
 from gen_runner.flows.multiscale import MultiScale
 from gen_runner.flows.transforms.base import Compose, Transform
-from gen_runner.flows.transforms.coupling import (
-    AdditiveCoupling,
-    AffineCoupling,
-    alternating_mask,
-    channel_mask,
-    checkerboard_mask,
-)
+from gen_runner.flows.transforms.coupling import Coupling, alternating_mask, channel_mask, checkerboard_mask
 from gen_runner.flows.transforms.elementwise import Logit
 from gen_runner.flows.transforms.normalization import BatchNorm
 from gen_runner.flows.transforms.reshape import Squeeze
+from gen_runner.flows.transforms.univariate import Additive, Affine
 from gen_runner.nets.mlp import MLP
 from gen_runner.nets.resnet import ResNet
 
@@ -29,6 +24,11 @@ def mlp(dim: int, out: int) -> MLP:
 
 def resnet(channels: int, out: int) -> ResNet:
     return ResNet(channels, out, hidden_channels=8, num_blocks=1)
+
+
+def affine(mask: torch.Tensor, conditioner: nn.Module, scale: str = "exp") -> Coupling:
+    features = int((~mask.bool()).sum())
+    return Coupling(mask, conditioner, Affine(scale, features=features if scale == "tanh" else None))
 
 
 def batch_norm(num_features: int) -> BatchNorm:
@@ -53,14 +53,14 @@ class ContextConditioner(nn.Module):
 def multiscale(split_prior: bool) -> MultiScale:
     """[2, 4, 4] -> level 1 -> [8, 2, 2], split to 4 + 4 channels -> level 2 on [4, 2, 2]."""
     first = Compose(
-        AffineCoupling(checkerboard_mask(2, 4, 4, 0), resnet(2, 4)),
+        affine(checkerboard_mask(2, 4, 4, 0), resnet(2, 4), "tanh"),
         Squeeze(),
-        AffineCoupling(channel_mask(8, 2, 2, 1), resnet(8, 16)),
+        affine(channel_mask(8, 2, 2, 1), resnet(8, 16)),
     )
-    last = Compose(AffineCoupling(checkerboard_mask(4, 2, 2, 1), resnet(4, 8)), batch_norm(4))
+    last = Compose(affine(checkerboard_mask(4, 2, 2, 1), resnet(4, 8), "sigmoid"), batch_norm(4))
     if not split_prior:
         return MultiScale([first, last], (2, 4, 4))
-    prior = AffineCoupling(torch.zeros(4, 2, 2, dtype=torch.bool), ContextConditioner(4))
+    prior = affine(torch.zeros(4, 2, 2, dtype=torch.bool), ContextConditioner(4))
     return MultiScale([first, last], (2, 4, 4), split_transforms=[prior])
 
 
@@ -69,19 +69,16 @@ def unit(shape: tuple[int, ...]) -> torch.Tensor:
 
 
 CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple[int, ...]], torch.Tensor]]] = {
-    "affine_vector": (lambda: AffineCoupling(alternating_mask(4, 0), mlp(4, 8)), (4,), torch.randn),
-    "affine_vector_unbounded": (
-        lambda: AffineCoupling(alternating_mask(4, 1), mlp(4, 8), scale="none"),
-        (4,),
-        torch.randn,
-    ),
-    "additive_vector": (lambda: AdditiveCoupling(alternating_mask(4, 1), mlp(4, 4)), (4,), torch.randn),
+    "affine_vector": (lambda: affine(alternating_mask(4, 0), mlp(2, 4), "tanh"), (4,), torch.randn),
+    "affine_vector_exp": (lambda: affine(alternating_mask(5, 1), mlp(2, 6)), (5,), torch.randn),
+    "affine_vector_sigmoid": (lambda: affine(alternating_mask(4, 1), mlp(2, 4), "sigmoid"), (4,), torch.randn),
+    "additive_vector": (lambda: Coupling(alternating_mask(4, 1), mlp(2, 2), Additive()), (4,), torch.randn),
     "affine_checkerboard": (
-        lambda: AffineCoupling(checkerboard_mask(1, 4, 4, 1), resnet(1, 2)),
+        lambda: affine(checkerboard_mask(1, 4, 4, 1), resnet(1, 2), "tanh"),
         (1, 4, 4),
         torch.randn,
     ),
-    "affine_channel": (lambda: AffineCoupling(channel_mask(2, 4, 4, 0), resnet(2, 4)), (2, 4, 4), torch.randn),
+    "affine_channel": (lambda: affine(channel_mask(2, 4, 4, 0), resnet(2, 4)), (2, 4, 4), torch.randn),
     "squeeze": (Squeeze, (2, 4, 4), torch.randn),
     "batch_norm_vector": (lambda: batch_norm(4), (4,), torch.randn),
     "batch_norm_image": (lambda: batch_norm(2), (2, 4, 4), torch.randn),
@@ -91,9 +88,9 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple
     "compose": (
         lambda: Compose(
             Logit(0.01),
-            AffineCoupling(alternating_mask(4, 0), mlp(4, 8)),
+            affine(alternating_mask(4, 0), mlp(2, 4)),
             batch_norm(4),
-            AffineCoupling(alternating_mask(4, 1), mlp(4, 8)),
+            affine(alternating_mask(4, 1), mlp(2, 4)),
         ),
         (4,),
         unit,
@@ -154,7 +151,7 @@ def test_coupling_keeps_conditioning_half():
 
 
 def test_zero_initialised_coupling_is_identity():
-    coupling = AffineCoupling(channel_mask(2, 4, 4, 1), resnet(2, 4)).eval()
+    coupling = affine(channel_mask(2, 4, 4, 1), resnet(2, 4)).eval()
     x = torch.randn(3, 2, 4, 4)
     y, logabsdet = coupling(x)
     torch.testing.assert_close(y, x)
@@ -183,7 +180,7 @@ def test_batch_norm_training_uses_batch_statistics(jacobian_logabsdet):
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="even number of channels"):
         channel_mask(3, 4, 4, 0)
-    with pytest.raises(ValueError, match="unknown coupling scale"):
-        AffineCoupling(alternating_mask(4, 0), mlp(4, 8), scale="softplus")
+    with pytest.raises(ValueError, match="unknown affine scale"):
+        Affine("softplus")
     with pytest.raises(ValueError, match="alpha"):
         Logit(0.5)

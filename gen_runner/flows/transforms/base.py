@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["Compose", "Transform", "sum_except_batch"]
+__all__ = ["Compose", "Inverse", "Transform", "sum_except_batch"]
 
 
 def sum_except_batch(x: torch.Tensor) -> torch.Tensor:
@@ -64,3 +64,22 @@ class Compose(Transform):
         for transform in self.transforms:
             shape = transform.output_shape(shape)
         return tuple(shape)
+
+
+class Inverse(Transform):
+    """The inverse of a transform as a transform: forward and inverse swapped.
+
+    How an inverse autoregressive flow is built from a masked autoregressive one (Kingma et al.
+    2016; Papamakarios et al. 2017, sec. 3.3): the cheap direction becomes sampling. The wrapped
+    transform must not change shape.
+    """
+
+    def __init__(self, transform: Transform):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform.inverse(x, context)
+
+    def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(y, context)

@@ -1,10 +1,11 @@
-"""Coupling layers: NICE's additive coupling (Dinh, Krueger & Bengio 2015, "NICE: Non-linear
-Independent Components Estimation") and RealNVP's affine coupling (Dinh, Sohl-Dickstein & Bengio
-2017, "Density estimation using Real NVP", sec. 3.3-3.4), with the binary masks RealNVP uses.
+"""Coupling layers (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components
+Estimation"; Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP", sec. 3.3-3.4)
+with any univariate transformer: additive (NICE), affine (RealNVP, Glow), splines (Durkan et al.
+2019) and the rest of `univariate`; and the binary masks RealNVP uses.
 
 A mask (bool, event shape) marks the conditioning half x_a, which passes through unchanged; the
-rest, x_b, is transformed elementwise with parameters computed by a conditioner network from
-b * x (the masked input, RealNVP eq. 9), so the Jacobian is triangular.
+rest, x_b, is transformed elementwise with parameters computed by a conditioner network from x_a,
+so the Jacobian is triangular and log|det J| is the sum of the transformer's log-derivatives.
 """
 from __future__ import annotations
 
@@ -12,15 +13,9 @@ import torch
 from torch import nn
 
 from gen_runner.flows.transforms.base import Transform, sum_except_batch
+from gen_runner.flows.transforms.univariate import Univariate
 
-__all__ = [
-    "AdditiveCoupling",
-    "AffineCoupling",
-    "Coupling",
-    "alternating_mask",
-    "channel_mask",
-    "checkerboard_mask",
-]
+__all__ = ["Coupling", "alternating_mask", "channel_mask", "checkerboard_mask"]
 
 
 def alternating_mask(dim: int, parity: int) -> torch.Tensor:
@@ -36,8 +31,8 @@ def checkerboard_mask(c: int, h: int, w: int, parity: int) -> torch.Tensor:
 
 
 def channel_mask(c: int, h: int, w: int, parity: int) -> torch.Tensor:
-    """[c, h, w] channel-wise mask (RealNVP fig. 3, right): parity 0 conditions on the first half
-    of the channels, parity 1 on the second half."""
+    """[c, h, w] channel-wise mask (RealNVP fig. 3, right; Glow's split): parity 0 conditions on
+    the first half of the channels, parity 1 on the second half."""
     if c % 2:
         raise ValueError(f"a channel-wise mask needs an even number of channels, got {c}")
     first = torch.arange(c) < c // 2
@@ -45,69 +40,47 @@ def channel_mask(c: int, h: int, w: int, parity: int) -> torch.Tensor:
 
 
 class Coupling(Transform):
-    """y_a = x_a, y_b = g(x_b; conditioner(b * x)): the shared machinery of coupling layers.
+    """y_a = x_a, y_b = g(x_b; conditioner(x_a)) with g = `transformer`, a `Univariate`.
 
-    `mask` is a bool (or 0/1) tensor of the event shape, true on x_a. The conditioner maps the
-    masked input [B, *event] (and the context, as a second argument, when one is given) to the
-    elementwise parameters; subclasses define the elementwise bijection g in `_couple`.
+    `mask` (bool or 0/1, the event shape) is true on x_a. The conditioner's interface follows the
+    data: for vectors [B, D] it maps x_a, [B, D_a], to [B, P * D_b] (P = transformer.num_params;
+    parameter-major: the first D_b outputs are every element's first parameter); for images it maps
+    the masked image x * mask, [B, C, H, W] (RealNVP eq. 9), to [B, P * C, H, W], of which the
+    entries at x_b are used. With a context, the conditioner is called as conditioner(input, context).
     """
 
-    def __init__(self, mask: torch.Tensor, conditioner: nn.Module):
+    def __init__(self, mask: torch.Tensor, conditioner: nn.Module, transformer: Univariate):
         super().__init__()
-        self.register_buffer("mask", torch.as_tensor(mask).bool())
+        mask = torch.as_tensor(mask).bool()
+        self.register_buffer("mask", mask)
+        flat = mask.flatten()
+        self.register_buffer("index_a", flat.nonzero().flatten(), persistent=False)
+        self.register_buffer("index_b", (~flat).nonzero().flatten(), persistent=False)
         self.conditioner = conditioner
+        self.transformer = transformer
 
     def _params(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
-        masked = x * self.mask
-        return self.conditioner(masked) if context is None else self.conditioner(masked, context)
+        """The transformer's parameters for x_b: [B, D_b, P]."""
+        if self.mask.dim() == 1:
+            inputs = x[:, self.index_a]
+        else:
+            inputs = x * self.mask
+        params = self.conditioner(inputs) if context is None else self.conditioner(inputs, context)
+        params = params.reshape(x.shape[0], self.transformer.num_params, -1)
+        if self.mask.dim() > 1:
+            params = params[:, :, self.index_b]
+        return params.movedim(1, -1)
 
-    def _couple(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+    def _couple(self, x: torch.Tensor, context: torch.Tensor | None, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self._params(x, context)
+        flat = x.flatten(1)
+        g = self.transformer.inverse if inverse else self.transformer.forward
+        y_b, logabsdet = g(flat[:, self.index_b], params)
+        y = flat.index_copy(1, self.index_b, y_b).view_as(x)
+        return y, sum_except_batch(logabsdet)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(x, self._params(x, context), inverse=False)
+        return self._couple(x, context, inverse=False)
 
     def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._couple(y, self._params(y, context), inverse=True)
-
-
-class AdditiveCoupling(Coupling):
-    """NICE's additive coupling y_b = x_b + t(x_a), volume preserving (log-det 0).
-
-    The conditioner outputs as many channels/features as the input.
-    """
-
-    def _couple(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        shift = params * ~self.mask
-        return (x - shift if inverse else x + shift), x.new_zeros(x.shape[0])
-
-
-class AffineCoupling(Coupling):
-    """RealNVP's affine coupling y_b = x_b * exp(s(x_a)) + t(x_a), log-det = sum s(x_a).
-
-    The conditioner outputs twice the channels/features of the input: the first half is the raw
-    log-scale, the second the shift t. `scale="tanh"` bounds the log-scale as s = scale_factor *
-    tanh(raw) with a learned scale factor per channel (per feature for vectors), initialised to 1
-    (RealNVP sec. 4.1); `scale="none"` uses s = raw. A zero-initialised conditioner makes the
-    layer the identity.
-    """
-
-    def __init__(self, mask: torch.Tensor, conditioner: nn.Module, scale: str = "tanh"):
-        super().__init__(mask, conditioner)
-        if scale not in ("tanh", "none"):
-            raise ValueError(f"unknown coupling scale {scale!r}; choose 'tanh' or 'none'")
-        self.scale = scale
-        if scale == "tanh":
-            shape = (self.mask.shape[0],) + (1,) * (self.mask.dim() - 1)
-            self.scale_factor = nn.Parameter(torch.ones(shape))
-
-    def _couple(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raw, shift = params.chunk(2, dim=1)
-        log_scale = self.scale_factor * torch.tanh(raw) if self.scale == "tanh" else raw
-        log_scale, shift = log_scale * ~self.mask, shift * ~self.mask
-        if inverse:
-            return (x - shift) * torch.exp(-log_scale), -sum_except_batch(log_scale)
-        return x * torch.exp(log_scale) + shift, sum_except_batch(log_scale)
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale!r}"
+        return self._couple(y, context, inverse=True)
