@@ -53,6 +53,7 @@ class EvalOptions:
     is_splits: int = 10
     prdc_k: int = 3  # precision/recall k (Kynkaanniemi et al. 2019); density/coverage use 5
     cache_dir: Optional[str] = None  # real-feature cache; default ~/.cache/gen-runner/features
+    iw_samples: int = 1  # flows on images: dequantization draws per image of the importance-weighted bound
 
 
 @dataclass

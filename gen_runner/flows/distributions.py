@@ -1,16 +1,18 @@
-"""Base distributions of normalizing flows (the standard normal of RealNVP, Dinh, Sohl-Dickstein &
-Bengio 2017, "Density estimation using Real NVP", eq. 3)."""
+"""Base distributions of normalizing flows: the standard normal of RealNVP (Dinh, Sohl-Dickstein &
+Bengio 2017, "Density estimation using Real NVP", eq. 3) and the standard logistic of NICE (Dinh,
+Krueger & Bengio 2015, sec. 3.4)."""
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gen_runner.flows.transforms.base import sum_except_batch
 
-__all__ = ["StandardNormal"]
+__all__ = ["StandardLogistic", "StandardNormal"]
 
 
 class StandardNormal(nn.Module):
@@ -42,3 +44,24 @@ class StandardNormal(nn.Module):
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.shape)}"
+
+
+class StandardLogistic(StandardNormal):
+    """Independent standard logistics, log p(z) = -sum(softplus(z) + softplus(-z)), NICE's prior
+    for images ("its gradients are better behaved", sec. 3.4). `sample` draws logit(U) times
+    `temperature`."""
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return -sum_except_batch(F.softplus(z) + F.softplus(-z))
+
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        device = self._anchor.device if device is None else device
+        u = torch.rand(n, *self.shape, generator=generator, device=device, dtype=self._anchor.dtype)
+        u = u.clamp(torch.finfo(u.dtype).tiny, 1 - torch.finfo(u.dtype).eps)
+        return temperature * torch.logit(u)

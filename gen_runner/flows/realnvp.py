@@ -1,60 +1,32 @@
-"""RealNVP (Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP"): stacks of
-affine coupling layers on a standard normal base, for vectors and, with the multi-scale
-architecture of sec. 3.6 and 4.1, for images."""
+"""RealNVP's multi-scale image flow (Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using
+Real NVP", sec. 3.6 and 4.1): checkerboard and channel-wise affine couplings around squeezes, half
+the channels factored out per scale. RealNVP on vectors is `build.vector_flow` with
+`tanh_scale=True` (configs/model/realnvp.yaml)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
+from torch import nn
 
 from gen_runner.flows.distributions import StandardNormal
 from gen_runner.flows.flow import Flow
 from gen_runner.flows.multiscale import MultiScale
 from gen_runner.flows.transforms.base import Compose, Transform
-from gen_runner.flows.transforms.coupling import Coupling, alternating_mask, channel_mask, checkerboard_mask
+from gen_runner.flows.transforms.coupling import (
+    Coupling,
+    TanhLogScale,
+    channel_mask,
+    checkerboard_mask,
+)
 from gen_runner.flows.transforms.elementwise import Logit
 from gen_runner.flows.transforms.normalization import BatchNorm
 from gen_runner.flows.transforms.reshape import Squeeze
 from gen_runner.flows.transforms.univariate import Affine
-from gen_runner.nets.mlp import MLP
 from gen_runner.nets.resnet import ResNet
 
-__all__ = ["realnvp", "realnvp_image", "realnvp_mlp"]
-
-
-def realnvp(data_shape: Sequence[int], vector: Mapping | None = None, image: Mapping | None = None) -> Flow:
-    """RealNVP for examples of `data_shape`: `realnvp_mlp(D, **vector)` for [D] vectors,
-    `realnvp_image((C, H, W), **image)` for images; a config gives both option sets."""
-    if len(data_shape) == 1:
-        return realnvp_mlp(data_shape[0], **(vector or {}))
-    if len(data_shape) == 3:
-        return realnvp_image(data_shape, **(image or {}))
-    raise ValueError(f"RealNVP models vectors (D,) or images (C, H, W), got data of shape {tuple(data_shape)}")
-
-
-def realnvp_mlp(
-    dim: int,
-    num_couplings: int = 8,
-    hidden: Sequence[int] = (256, 256),
-    activation: str = "relu",
-    batch_norm: bool = False,
-) -> Flow:
-    """RealNVP for [B, dim] vectors: `num_couplings` affine couplings with alternating even/odd
-    masks, each with its own zero-initialised MLP conditioner (conditioning half -> log-scale and shift),
-    so the flow starts as the identity. `batch_norm` adds the batch-normalization bijection after
-    every coupling (sec. 3.7)."""
-    if dim < 2:
-        raise ValueError(f"RealNVP couples two halves of a vector, so dim must be at least 2, got {dim}")
-    layers: list[Transform] = []
-    for i in range(num_couplings):
-        mask = alternating_mask(dim, i)
-        a, b = int(mask.sum()), int((~mask).sum())
-        conditioner = MLP(a, 2 * b, hidden, activation, zero_last=True)
-        layers.append(Coupling(mask, conditioner, Affine("tanh", features=b)))
-        if batch_norm:
-            layers.append(BatchNorm(dim))
-    return Flow(Compose(*layers), StandardNormal(dim))
+__all__ = ["realnvp_image"]
 
 
 def realnvp_image(
@@ -93,8 +65,9 @@ def realnvp_image(
         layers: list[Transform] = []
         for mask in masks:
             channels = mask.shape[0]
-            conditioner = ResNet(channels, 2 * channels, hidden_channels, num_blocks)
-            layers.append(Coupling(mask, conditioner, Affine("tanh", features=int((~mask).sum()))))
+            conditioner = nn.Sequential(ResNet(channels, 2 * channels, hidden_channels, num_blocks),
+                                        TanhLogScale(channels))
+            layers.append(Coupling(mask, conditioner, Affine()))
             if batch_norm:
                 layers.append(BatchNorm(channels))
         return layers

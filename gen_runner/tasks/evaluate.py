@@ -1,7 +1,7 @@
 """`gen-runner eval`: the family's metrics for a checkpoint, on its own test split or other data.
 
 Classifiers: `accuracy` and `nll` on the split. Flows: `nll` (nats per example) and, for images,
-`bpd`. GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as
+`bpd`, the importance-weighted dequantization bound over `eval.iw_samples` draws per image. GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as
 in PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
 density/coverage against the real split; on Stacked MNIST with a digit classifier, the modes
 captured out of 1,000 and the KL to uniform. metrics.json's `protocol` says how each was measured.
@@ -45,11 +45,16 @@ def _flow_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     if tuple(dm.shape) != model.data_shape:
         raise UserError(f"the data has examples of shape {tuple(dm.shape)} but the model was trained on "
                         f"{model.data_shape}; pass data of the same shape")
-    metrics, n = _pooled([likelihood(model, dm.loader(s), device, cfg.seed) for s in _splits(cfg.eval)])
+    if cfg.eval.iw_samples < 1:
+        raise UserError(f"eval.iw_samples={cfg.eval.iw_samples}: pass at least 1 dequantization draw per image")
+    metrics, n = _pooled([likelihood(model, dm.loader(s), device, cfg.seed, cfg.eval.iw_samples)
+                          for s in _splits(cfg.eval)])
     protocol = {"split": cfg.eval.split, "num_examples": n, "unit": "nll: nats per example"}
     if model.is_image:
-        protocol.update(dequantization="uniform, one draw per pixel", num_levels=model.num_levels,
-                        unit="nll: nats per image; bpd: bits per dimension of the discrete data")
+        protocol.update(dequantization=model.dequantization, iw_samples=cfg.eval.iw_samples,
+                        num_levels=model.num_levels,
+                        unit="nll: nats per image; bpd: bits per dimension of the discrete data; both the "
+                             "importance-weighted dequantization bound over iw_samples draws per image")
     return metrics, protocol
 
 

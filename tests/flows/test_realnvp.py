@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from gen_runner.flows.flow import Flow
-from gen_runner.flows.realnvp import realnvp, realnvp_image, realnvp_mlp
+from gen_runner.flows.build import flow as build_flow
+from gen_runner.flows.build import vector_flow
+from gen_runner.flows.realnvp import realnvp_image
+
+
+def realnvp_mlp(dim: int, num_layers: int = 8, hidden=(32, 32), batch_norm: bool = False) -> Flow:
+    """RealNVP on vectors as configs/model/realnvp.yaml builds it."""
+    return vector_flow(dim, num_layers=num_layers, hidden=hidden, tanh_scale=True,
+                       normalization_layer="batchnorm" if batch_norm else None)
 
 
 def perturb(flow: Flow, std: float) -> Flow:
@@ -44,7 +52,7 @@ def test_mlp_density_integrates_to_one(batch_norm: bool):
 
 def test_mlp_sample_and_temperature():
     torch.manual_seed(0)
-    flow = perturb(realnvp_mlp(3, num_couplings=4, hidden=(16,)), std=0.1).eval()
+    flow = perturb(realnvp_mlp(3, num_layers=4, hidden=(16,)), std=0.1).eval()
     with torch.no_grad():
         samples = flow.sample(50)
         assert samples.shape == (50, 3) and torch.isfinite(samples).all()
@@ -57,7 +65,7 @@ def test_mlp_sample_and_temperature():
 
 def test_mlp_gradients_reach_every_parameter():
     torch.manual_seed(0)
-    flow = perturb(realnvp_mlp(4, num_couplings=4, hidden=(16, 16), batch_norm=True), std=0.1).train()
+    flow = perturb(realnvp_mlp(4, num_layers=4, hidden=(16, 16), batch_norm=True), std=0.1).train()
     (-flow.log_prob(torch.randn(32, 4)).mean()).backward()
     for name, p in flow.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -116,10 +124,10 @@ def test_image_rejects_unsqueezable_shapes(shape: tuple[int, int, int], num_scal
         realnvp_image(shape, num_scales)
 
 
-def test_realnvp_dispatches_on_data_shape():
-    vector = realnvp(data_shape=(2,), vector={"num_couplings": 3, "hidden": [8]}, image={"num_scales": 5})
+def test_build_dispatches_on_data_shape():
+    vector = build_flow(data_shape=(2,), vector={"num_layers": 3, "hidden": [8]}, image={"num_scales": 5})
     assert vector.sample(4).shape == (4, 2) and len(vector.transform.transforms) == 3
-    image = realnvp(data_shape=(1, 8, 8), image={"hidden_channels": 4, "num_blocks": 1})
+    image = build_flow(data_shape=(1, 8, 8), image={"layout": "realnvp", "hidden_channels": 4, "num_blocks": 1})
     assert image.eval().sample(2).shape == (2, 1, 8, 8)
     with pytest.raises(ValueError, match="vectors"):
-        realnvp(data_shape=(2, 3))
+        build_flow(data_shape=(2, 3))

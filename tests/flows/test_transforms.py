@@ -1,4 +1,5 @@
 """Every transform against the contract: invertibility, log-dets that are opposite and match autograd."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,7 +10,13 @@ from torch import nn
 
 from gen_runner.flows.multiscale import MultiScale
 from gen_runner.flows.transforms.base import Compose, Transform
-from gen_runner.flows.transforms.coupling import Coupling, alternating_mask, channel_mask, checkerboard_mask
+from gen_runner.flows.transforms.coupling import (
+    Coupling,
+    TanhLogScale,
+    alternating_mask,
+    channel_mask,
+    checkerboard_mask,
+)
 from gen_runner.flows.transforms.elementwise import Logit
 from gen_runner.flows.transforms.normalization import BatchNorm
 from gen_runner.flows.transforms.reshape import Squeeze
@@ -27,8 +34,14 @@ def resnet(channels: int, out: int) -> ResNet:
 
 
 def affine(mask: torch.Tensor, conditioner: nn.Module, scale: str = "exp") -> Coupling:
-    features = int((~mask.bool()).sum())
-    return Coupling(mask, conditioner, Affine(scale, features=features if scale == "tanh" else None))
+    """An affine coupling; scale "tanh" is RealNVP's: exp scale with the log-scale bounded in the conditioner."""
+    if scale == "tanh":
+        return Coupling(
+            mask,
+            nn.Sequential(conditioner, TanhLogScale(mask.shape[0] if mask.dim() > 1 else int((~mask).sum()))),
+            Affine(),
+        )
+    return Coupling(mask, conditioner, Affine(scale))
 
 
 def batch_norm(num_features: int) -> BatchNorm:

@@ -15,7 +15,7 @@ from torch import nn
 from gen_runner.flows.transforms.base import Transform, sum_except_batch
 from gen_runner.flows.transforms.univariate import Univariate
 
-__all__ = ["Coupling", "alternating_mask", "channel_mask", "checkerboard_mask"]
+__all__ = ["Coupling", "TanhLogScale", "alternating_mask", "channel_mask", "checkerboard_mask"]
 
 
 def alternating_mask(dim: int, parity: int) -> torch.Tensor:
@@ -37,6 +37,22 @@ def channel_mask(c: int, h: int, w: int, parity: int) -> torch.Tensor:
         raise ValueError(f"a channel-wise mask needs an even number of channels, got {c}")
     first = torch.arange(c) < c // 2
     return (first if parity % 2 == 0 else ~first)[:, None, None].expand(c, h, w).clone()
+
+
+class TanhLogScale(nn.Module):
+    """RealNVP's bounded log-scale (sec. 4.1): the first `features` channels (features for vectors)
+    of a conditioner's output, the raw log-scales, become factor * tanh(raw) with a learned factor
+    per channel initialised to 1; the rest (the shifts) pass unchanged. Append it to a conditioner
+    feeding an `Affine("exp")` transformer."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.factor = nn.Parameter(torch.ones(features))
+
+    def forward(self, params: torch.Tensor) -> torch.Tensor:
+        n = self.factor.numel()
+        factor = self.factor.view(n, *([1] * (params.dim() - 2)))
+        return torch.cat([factor * torch.tanh(params[:, :n]), params[:, n:]], 1)
 
 
 class Coupling(Transform):

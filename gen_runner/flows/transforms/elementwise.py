@@ -1,15 +1,19 @@
 """Elementwise bijections: RealNVP's logit preprocessing of dequantized pixels (Dinh,
-Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP", sec. 4.1)."""
+Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP", sec. 4.1) and NICE's diagonal
+scaling layer (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components Estimation",
+sec. 3.3)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from gen_runner.flows.transforms.base import Transform, sum_except_batch
 
-__all__ = ["Logit"]
+__all__ = ["Logit", "Scale"]
 
 
 class Logit(Transform):
@@ -39,3 +43,27 @@ class Logit(Transform):
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
+
+
+class Scale(Transform):
+    """y = x * exp(s) with a learned s per dimension of the event, initialised to 0 (the identity);
+    log-det sum(s).
+
+    NICE's top layer, the diagonal scaling matrix S that lets the otherwise volume-preserving
+    additive couplings weight some dimensions more than others, here with S_ii = exp(s_i) (positive,
+    which changes no density). The paper applies it to vectors, `shape` = D; an image event shape
+    (C, H, W) gives one scale per pixel of every channel, still per dimension.
+    """
+
+    def __init__(self, shape: int | Sequence[int]):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros((shape,) if isinstance(shape, int) else tuple(shape)))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return x * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return y * torch.exp(-self.log_scale), -self.log_scale.sum().expand(y.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"shape={tuple(self.log_scale.shape)}"

@@ -1,12 +1,15 @@
-"""Shape-changing bijections: RealNVP's squeezing operation (Dinh, Sohl-Dickstein & Bengio 2017,
-"Density estimation using Real NVP", sec. 3.6), a permutation with log-det 0."""
+"""Shape-changing bijections with log-det 0: RealNVP's squeezing operation (Dinh, Sohl-Dickstein &
+Bengio 2017, "Density estimation using Real NVP", sec. 3.6) and flattening an image into the vector
+that MAF-style flows model (Papamakarios et al. 2017, sec. 4.3)."""
 from __future__ import annotations
+
+import math
 
 import torch
 
 from gen_runner.flows.transforms.base import Transform
 
-__all__ = ["Squeeze"]
+__all__ = ["Flatten", "Squeeze"]
 
 
 class Squeeze(Transform):
@@ -29,3 +32,23 @@ class Squeeze(Transform):
         if h % 2 or w % 2:
             raise ValueError(f"cannot squeeze a {c}x{h}x{w} tensor: height and width must be even")
         return (4 * c, h // 2, w // 2)
+
+
+class Flatten(Transform):
+    """[B, *shape] -> [B, prod(shape)] and back."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.flatten(1), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return y.view(y.shape[0], *self.shape), y.new_zeros(y.shape[0])
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(shape),)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"

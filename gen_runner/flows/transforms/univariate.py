@@ -50,33 +50,23 @@ class Additive(Univariate):
 class Affine(Univariate):
     """y = x * scale + t with params (raw, t) and the scale by `scale`:
 
-    - "exp": scale = exp(raw) (RealNVP eq. 7; MAF, IAF);
-    - "tanh": scale = exp(factor * tanh(raw)), the log-scale bounded by a learned factor
-      initialised to 1 (RealNVP sec. 4.1), one per transformed element: give their count as
-      `features` (x then has shape [B, features]);
+    - "exp": scale = exp(raw) (RealNVP eq. 7; MAF, IAF); RealNVP bounds raw in its conditioner
+      (`coupling.TanhLogScale`);
     - "sigmoid": scale = sigmoid(raw + 2) (Glow's code; Kingma & Dhariwal 2018, table 1 writes
       exp), in (0, 1), so a layer can only contract, which keeps deep stacks stable.
     """
 
     num_params = 2
-    SCALES = ("exp", "tanh", "sigmoid")
+    SCALES = ("exp", "sigmoid")
 
-    def __init__(self, scale: str = "exp", features: int | None = None):
+    def __init__(self, scale: str = "exp"):
         super().__init__()
         if scale not in self.SCALES:
             raise ValueError(f"unknown affine scale {scale!r}; choose one of {', '.join(self.SCALES)}")
-        if scale == "tanh" and features is None:
-            raise ValueError("Affine(scale='tanh') learns a factor per feature: give `features`")
         self.scale = scale
-        if scale == "tanh":
-            self.factor = nn.Parameter(torch.ones(features))
 
     def log_scale(self, raw: torch.Tensor) -> torch.Tensor:
-        if self.scale == "exp":
-            return raw
-        if self.scale == "sigmoid":
-            return F.logsigmoid(raw + 2.0)
-        return self.factor * torch.tanh(raw)
+        return F.logsigmoid(raw + 2.0) if self.scale == "sigmoid" else raw
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_scale = self.log_scale(params[..., 0])

@@ -1,0 +1,125 @@
+"""Every flow of the zoo on the 2-D densities, at one size and one step budget, beside a reference
+library trained in the same process with the same loop: test NLL (and its gap to the true entropy
+where the density is known) and training throughput, as a markdown table.
+
+    python scripts/bench_flows.py [--steps 20000] [--datasets gauss8,checkerboard,moons]
+        [--models maf,nsf,...] [--reference zuko] [--threads 1] [--out FILE]
+
+Protocol (the issue's, after zuko/nflows/normflows examples): 5 transforms of 2 x 64 hidden units
+(NICE, RealNVP and Glow: 5 couplings of the same MLP size), batch 256, Adam lr 1e-3 with cosine
+decay to 0, 100k training points drawn once, NLL on 20k fresh points. The gap is mean(-log q(x))
+- mean(-log p(x)) on those points, an unbiased estimate of KL(p || q) (>= 0 up to noise).
+Our flows come from configs/model/<name>.yaml (with the sizes above overridden); the reference
+flows (zuko's MAF and NSF, which is autoregressive with 8 bins on [-5, 5]) are never a project
+dependency: `make bench-flows` installs them into .bench/ (pip --target) and puts that on the path.
+Throughput is steps/s of the whole training step (forward, backward, optimizer), one thread.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from gen_runner.data import toy
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn"]
+DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
+SIZE = {"num_layers": 5, "hidden": [64, 64]}
+# Options that are not the model's own but the protocol's: no batch norm (the references have none).
+OVERRIDES = {"maf": {"normalization_layer": None}, "iaf": {"normalization_layer": None},
+             "nsf_ar": {"structure": "autoregressive"}}
+
+
+def our_flow(name: str) -> torch.nn.Module:
+    config = "nsf" if name == "nsf_ar" else name
+    with initialize_config_dir(str(CONFIGS / "model"), version_base=None):
+        cfg = compose(config)
+    vector = {**cfg.flow.vector, **SIZE, **OVERRIDES.get(name, {})}
+    return instantiate(cfg.flow)(data_shape=(2,), vector=vector)
+
+
+def reference_flow(library: str, name: str):
+    """The reference library's flow of the same size, as a module with log_prob(x)."""
+    if library != "zuko":
+        raise SystemExit(f"--reference {library}: only zuko is wired in")
+    import zuko
+
+    kind = {"maf": zuko.flows.MAF, "nsf_ar": zuko.flows.NSF}[name]
+    lazy = kind(features=2, transforms=5, hidden_features=SIZE["hidden"])
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lazy = lazy
+
+        def log_prob(self, x):
+            return self.lazy().log_prob(x)
+
+    return Wrapped()
+
+
+def run(flow: torch.nn.Module, train: torch.Tensor, test: torch.Tensor, steps: int, batch: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    indices = torch.randint(len(train), (steps, batch), generator=torch.Generator().manual_seed(seed))
+    flow.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        loss = -flow.log_prob(train[indices[step]]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    elapsed = time.perf_counter() - start
+    flow.eval()
+    with torch.no_grad():
+        nll = torch.cat([-flow.log_prob(x) for x in test.split(5000)]).double().mean().item()
+    return {"nll": nll, "steps_per_s": steps / elapsed, "params": sum(p.numel() for p in flow.parameters())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--reference", default="zuko", help="zuko, or none")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = ["| data | flow | params | test NLL | gap to entropy | steps/s | vs reference |", "|---|---|---|---|---|---|---|"]
+    for ds in args.datasets.split(","):
+        distribution = DATASETS[ds]()
+        train = distribution.sample(100_000, generator=torch.Generator().manual_seed(args.seed))
+        test = distribution.sample(20_000, generator=torch.Generator().manual_seed(args.seed + 1))
+        entropy = -distribution.log_prob(test).double().mean().item() if distribution.has_log_prob else math.nan
+        for name in args.models.split(","):
+            ours = run(our_flow(name), train, test, args.steps, args.batch, args.seed)
+            results = [(name, ours, "")]
+            if args.reference != "none" and name in ("maf", "nsf_ar"):
+                ref = run(reference_flow(args.reference, name), train, test, args.steps, args.batch, args.seed)
+                versus = f"NLL {ours['nll'] - ref['nll']:+.3f}, speed x{ours['steps_per_s'] / ref['steps_per_s']:.2f}"
+                results = [(name, ours, versus), (f"{args.reference} {name}", ref, "")]
+            for label, r, versus in results:
+                gap = f"{r['nll'] - entropy:.3f}" if not math.isnan(entropy) else "-"
+                rows.append(f"| {ds} | {label} | {r['params']:,} | {r['nll']:.3f} | {gap} | {r['steps_per_s']:.0f} | {versus} |")
+                print(rows[-1], flush=True)
+    text = f"Flows on 2-D densities, {args.steps} steps, batch {args.batch}, {args.threads} thread(s)\n\n" + "\n".join(rows)
+    print("\n" + text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
