@@ -19,7 +19,7 @@ COMMANDS = {
     "sample": "draw samples from a checkpoint: PNG grid or scatter, .pt and .npy",
     "report": "a leaderboard (markdown, CSV, scalar plots) of the runs below directories",
 }
-HIDDEN_GROUPS = ("hydra",)
+HIDDEN_GROUPS = ("base", "hydra")
 
 
 def config_groups() -> dict[str, list[str]]:

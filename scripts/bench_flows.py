@@ -27,7 +27,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from gen_runner.cli import register_resolvers
 from gen_runner.data import toy
+from gen_runner.schema import register
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn"]
@@ -39,6 +41,8 @@ OVERRIDES = {"maf": {"normalization_layer": None}, "iaf": {"normalization_layer"
 
 
 def our_flow(name: str) -> torch.nn.Module:
+    register()
+    register_resolvers()
     config = "nsf" if name == "nsf_ar" else name
     with initialize_config_dir(str(CONFIGS / "model"), version_base=None):
         cfg = compose(config)

@@ -19,7 +19,7 @@ from helpers import read_metrics, run_cli, run_directory
 
 TINY_GAN = ["model.generator.mlp.hidden=[64,64]", "model.discriminator.mlp.hidden=[32,32]",
             "model.discriminator.mlp.dropout=0"]
-TINY_FLOW = ["model.flow.vector.num_couplings=4", "model.flow.vector.hidden=[32,32]",
+TINY_FLOW = ["model.flow.vector.num_layers=4", "model.flow.vector.hidden=[32,32]",
              "model.flow.image.num_scales=1", "model.flow.image.hidden_channels=8", "model.flow.image.num_blocks=1"]
 SHORT = ["trainer.max_steps=40", "trainer.val_check_interval=20", "trainer.log_every_n_steps=10",
          "callbacks.samples.every_n_steps=20", "callbacks.checkpoint.every_n_train_steps=20"]
@@ -52,7 +52,7 @@ def test_help_lists_commands_groups_and_options_without_importing_lightning():
 
 @pytest.mark.parametrize("args, message", [
     (["fit"], "unknown command 'fit'; choose one of: train, eval, sample"),
-    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: began, classifier, dcgan, gan,"),
+    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: began, classifier, cubic_spline_flow, dcgan, gan, glow,"),
     (["train", "data=cifar"], "unknown data 'cifar'; choose one of: checkerboard,"),
     (["train", "--multirun", "model=gan,nope"], "unknown model 'nope'"),
 ])

@@ -16,7 +16,7 @@ from gen_runner.tasks.train import train
 TOY = ["data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"]
 SMALL_GAN = ["model.generator.mlp.hidden=[32,32]", "model.discriminator.mlp.hidden=[16,16]"]
 SMALL_DCGAN = ["model.generator.conv.base_channels=8", "model.discriminator.conv.base_channels=8"]
-SMALL_FLOW = ["model.flow.vector.num_couplings=2", "model.flow.vector.hidden=[16]",
+SMALL_FLOW = ["model.flow.vector.num_layers=2", "model.flow.vector.hidden=[16]",
               "model.flow.image.num_scales=1", "model.flow.image.hidden_channels=8",
               "model.flow.image.num_blocks=1"]
 
@@ -79,6 +79,8 @@ def read_losses(out) -> dict[int, dict[str, float]]:
     ("gan", [*SMALL_GAN, "model.n_critic=2"], [], 15),  # dropout in D draws from the RNG; mid-epoch
     ("gan", SMALL_GAN, [], 16),  # at an epoch boundary
     ("realnvp", SMALL_FLOW, ["trainer.val_check_interval=4"], 15),  # validation between the halves
+    # ActNorm's data-dependent initialization must not run again on resume.
+    ("glow", ["model.flow.vector.num_layers=2", "model.flow.vector.hidden=[8]"], [], 5),
 ])
 def test_resume_equals_an_uninterrupted_run(make_config, model, small, extra, n):
     """n steps, then resume to 2n == 2n steps straight (epochs of 8 batches)."""

@@ -4,13 +4,13 @@ Bethge 2016, "A note on the evaluation of generative models") and variational de
 Variational Dequantization and Architecture Design", sec. 3.1).
 
 Pixels x in {0, ..., K-1}^D become u = (x + v) / K in [0, 1)^D with noise v ~ q(v | x) on
-[0, 1)^D, so that for any density p on [0, 1)^D (Flow++ eq. 12, written for u)
+[0, 1)^D, so that for any density p on [0, 1)^D (Flow++ sec. 3.1, written for u)
 
     log P(x) >= E_q[log p(u) - D log K - log q(v | x)],
 
 uniform noise being q = 1 (log q = 0). Variational dequantization learns q(v | x), as a flow
-conditioned on x, jointly with p by maximising the bound; the bound's gap is KL(q(v | x) || p(v | x)),
-which uniform noise cannot close.
+conditioned on x, jointly with p by maximising the bound; its gap is KL(q(v | x) || p(v | x)) to
+the model's posterior over the noise, which uniform noise closes only where p is flat in each bin.
 """
 from __future__ import annotations
 

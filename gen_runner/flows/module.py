@@ -12,16 +12,16 @@ the standard bits/dim of the discrete data (an upper bound on its true code leng
 
 - `dequantization="uniform"`: v ~ U[0, 1)^D, one draw per pixel, log q = 0 (Theis et al. 2016);
 - `dequantization="variational"`: q(v | x) is a flow conditioned on x, trained jointly with the
-  model by maximising the same bound (Ho et al. 2019, "Flow++", sec. 3.1, eq. 12); `variational`
-  holds its options (see `VariationalDequantization`).
+  model by maximising the same bound (Ho et al. 2019, "Flow++", sec. 3.1); `variational` holds
+  its options (see `VariationalDequantization`).
 
 With S draws v_1..v_S the importance-weighted bound (Burda, Grosse & Salakhutdinov 2016, "Importance
-Weighted Autoencoders", eq. 8; Flow++ sec. 4 evaluates this way)
+Weighted Autoencoders"; the Flow++ code reports it with S = 4096)
 
     log P(x) >= log (1/S) sum_s exp(log p(u_s) - D log K - log q(v_s | x))
 
-is tighter, weakly increasing in S in expectation, and equals the bound above at S = 1; `eval
-eval.iw_samples=S` reports it. A logit preprocessing inside the flow (RealNVP's
+equals the bound above at S = 1, and its expectation increases with S toward log P(x) (Burda et al.,
+theorem 1); `eval eval.iw_samples=S` reports it. A logit preprocessing inside the flow (RealNVP's
 y = logit(a + (1 - 2a) u)) carries its own log-Jacobian, so the figure needs no further correction.
 Dequantization concerns discrete images only: points have an exact likelihood, and asking for
 variational dequantization on them is an error.
@@ -47,16 +47,20 @@ class FlowModule(GenerativeModule):
 
     def __init__(self, flow: Callable[..., nn.Module], data: dict,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 dequantization: str = "uniform", variational: Mapping | None = None):
+                 dequantization: str = "uniform", variational: Mapping | None = None, warmup_steps: int = 0):
         """`dequantization`: "uniform" or "variational" (images); `variational`: the keyword
-        arguments of `VariationalDequantization` (used with "variational")."""
+        arguments of `VariationalDequantization` (used with "variational"); `warmup_steps`: the
+        learning rate rises linearly from lr / warmup_steps to lr over that many steps (Glow)."""
         super().__init__(data, optimizer)
+        if warmup_steps < 0:
+            raise ValueError(f"model.warmup_steps={warmup_steps}: give 0 (no warmup) or more steps")
+        self.warmup_steps = warmup_steps
         if dequantization not in self.DEQUANTIZATIONS:
             raise ValueError(f"unknown dequantization {dequantization!r}; "
                              f"choose one of {', '.join(self.DEQUANTIZATIONS)}")
         if dequantization != "uniform" and not self.is_image:
             raise ValueError(f"dequantization={dequantization} applies to images of discrete pixels, not to points "
-                             f"of shape {self.data_shape}, whose likelihood is exact; use dequantization=uniform")
+                             f"of shape {self.data_shape}, whose likelihood is exact; set model.dequantization=uniform")
         self.dequantization = dequantization
         self.flow = flow(data_shape=self.data_shape)
         self.dequantizer: Dequantization | None = None
@@ -81,7 +85,10 @@ class FlowModule(GenerativeModule):
         return -log_prob / (self.num_dims * math.log(2))
 
     def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.noise(n, *self.flow.base.shape, generator=generator)
+        """From the base distribution; with a generator drawn on the CPU, so that a seed gives the
+        same samples on every device."""
+        device = "cpu" if generator is not None else self.device
+        return self.flow.base.sample(n, generator=generator, device=device).to(self.device)
 
     @torch.no_grad()
     def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -91,7 +98,11 @@ class FlowModule(GenerativeModule):
 
     # -- training ------------------------------------------------------------------------------
     def configure_optimizers(self):
-        return self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory(self.parameters())
+        if not self.warmup_steps:
+            return optimizer
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / self.warmup_steps))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
     def _metrics(self, log_prob: torch.Tensor, stage: str) -> dict[str, torch.Tensor]:
         out = {f"{stage}/nll": -log_prob.mean()}

@@ -1,8 +1,9 @@
 """`gen-runner eval`: the family's metrics for a checkpoint, on its own test split or other data.
 
 Classifiers: `accuracy` and `nll` on the split. Flows: `nll` (nats per example) and, for images,
-`bpd`, the importance-weighted dequantization bound over `eval.iw_samples` draws per image. GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as
-in PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
+`bpd`, both the importance-weighted dequantization bound over `eval.iw_samples` draws per image.
+GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as in
+PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
 density/coverage against the real split; on Stacked MNIST with a digit classifier, the modes
 captured out of 1,000 and the KL to uniform. metrics.json's `protocol` says how each was measured.
 """
@@ -53,8 +54,9 @@ def _flow_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     if model.is_image:
         protocol.update(dequantization=model.dequantization, iw_samples=cfg.eval.iw_samples,
                         num_levels=model.num_levels,
-                        unit="nll: nats per image; bpd: bits per dimension of the discrete data; both the "
-                             "importance-weighted dequantization bound over iw_samples draws per image")
+                        unit="nll: nats per image; bpd: bits per dimension of the discrete data",
+                        bound="log P(x) >= log mean_s exp(log p(u_s) - D log K - log q(v_s|x)), "
+                              "iw_samples dequantization draws v_s per image")
     return metrics, protocol
 
 

@@ -6,42 +6,19 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
-from torch import nn
+from layers import channel_data, initialized, perturb
 from torch.distributions import Normal
 
-from gen_runner.flows.transforms.base import Compose, Transform
-from gen_runner.flows.transforms.coupling import Coupling, channel_mask
+from gen_runner.flows.transforms.base import Transform
+from gen_runner.flows.transforms.coupling import Coupling
 from gen_runner.flows.transforms.elementwise import Scale
 from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
 from gen_runner.flows.transforms.normalization import ActNorm
 from gen_runner.flows.transforms.univariate import Affine
 from gen_runner.nets.glow import GlowConditioner, GlowPrior
-
-
-def channel_data(batch: int, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Samples whose channels (features) have different means and scales."""
-    c = shape[0]
-    view = (1, c) + (1,) * (len(shape) - 1)
-    scale = torch.arange(1, c + 1, dtype=dtype).view(view)
-    return torch.linspace(-2, 2, c, dtype=dtype).view(view) + scale * torch.randn(batch, *shape, dtype=dtype)
-
-
-def initialized(transform: nn.Module, shape: tuple[int, ...]) -> nn.Module:
-    """After one training forward, which initializes every ActNorm in it from data."""
-    with torch.no_grad():
-        transform.train()(channel_data(16, shape))
-    return transform
-
-
-def perturbed(module: nn.Module, std: float = 0.1) -> nn.Module:
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(std * torch.randn_like(p))
-    return module
 
 
 def through_bytes(state_dict: dict) -> dict:
@@ -119,7 +96,7 @@ def test_actnorm_state_dict_round_trip_does_not_reinitialize():
 @pytest.mark.parametrize("shape", SHAPES)
 def test_actnorm_logabsdet_matches_autograd(shape: tuple[int, ...], jacobian_logabsdet):
     torch.manual_seed(0)
-    actnorm = perturbed(initialized(ActNorm(3), shape).double().eval())
+    actnorm = perturb(initialized(ActNorm(3), shape).double().eval())
     assert_logabsdets_match_autograd(actnorm, channel_data(2, shape, torch.float64), jacobian_logabsdet)
 
 
@@ -127,7 +104,7 @@ def test_actnorm_logabsdet_matches_autograd(shape: tuple[int, ...], jacobian_log
 @pytest.mark.parametrize("shape", SHAPES)
 def test_conv1x1_is_the_dense_matrix(lu: bool, shape: tuple[int, ...]):
     torch.manual_seed(0)
-    conv = perturbed(InvertibleConv1x1(3, lu=lu).double())
+    conv = perturb(InvertibleConv1x1(3, lu=lu).double())
     x = torch.randn(5, *shape, dtype=torch.float64)
     y, logabsdet = conv(x)
     matrix = conv.matrix()
@@ -151,7 +128,7 @@ def test_conv1x1_lu_starts_from_the_same_rotation():
 @pytest.mark.parametrize("shape", [(2, 2, 2), (3,)])
 def test_conv1x1_logabsdet_matches_autograd(lu: bool, shape: tuple[int, ...], jacobian_logabsdet):
     torch.manual_seed(0)
-    conv = perturbed(InvertibleConv1x1(shape[0], lu=lu).double())
+    conv = perturb(InvertibleConv1x1(shape[0], lu=lu).double())
     assert_logabsdets_match_autograd(conv, torch.randn(3, *shape, dtype=torch.float64), jacobian_logabsdet)
 
 
@@ -186,7 +163,7 @@ def test_scale(shape: tuple[int, ...], jacobian_logabsdet):
     x = torch.randn(2, *shape, dtype=torch.float64)
     torch.testing.assert_close(scale(x.float())[0], x.float(), atol=0, rtol=0)
     torch.manual_seed(0)
-    assert_logabsdets_match_autograd(perturbed(scale.double(), 0.5), x, jacobian_logabsdet)
+    assert_logabsdets_match_autograd(perturb(scale.double(), 0.5), x, jacobian_logabsdet)
 
 
 def test_glow_conditioner_starts_at_zero():
@@ -206,7 +183,7 @@ def test_glow_prior_is_the_gaussian_log_density():
     context = torch.randn(5, 2, 4, 4, dtype=torch.float64)
     z, logabsdet = split(x, context)
     torch.testing.assert_close(z, x, atol=0, rtol=0)  # the standard normal at initialization
-    perturbed(prior, 0.3)
+    perturb(prior, 0.3)
     z, logabsdet = split(x, context)
     mean, log_std = prior.mean_log_std(context)
     assert mean.abs().min() > 0 and log_std.abs().min() > 0
@@ -216,29 +193,3 @@ def test_glow_prior_is_the_gaussian_log_density():
     x_again, inverse_logabsdet = split.inverse(z, context)
     torch.testing.assert_close(x_again, x)
     torch.testing.assert_close(inverse_logabsdet, -logabsdet)
-
-
-def glow_step(channels: int, height: int, width: int) -> Compose:
-    """One step of Glow's flow (fig. 2a): ActNorm, LU 1x1 convolution, affine coupling."""
-    return Compose(
-        ActNorm(channels),
-        InvertibleConv1x1(channels, lu=True),
-        Coupling(
-            channel_mask(channels, height, width, 0),
-            GlowConditioner(channels, 2 * channels, hidden_channels=8),
-            Affine("sigmoid"),
-        ),
-    )
-
-
-CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple[int, ...]], torch.Tensor]]] = {
-    "actnorm_vector": (lambda: initialized(ActNorm(4), (4,)), (4,), torch.randn),
-    "actnorm_image": (lambda: initialized(ActNorm(2), (2, 4, 4)), (2, 4, 4), torch.randn),
-    "conv1x1_image": (lambda: InvertibleConv1x1(3), (3, 4, 4), torch.randn),
-    "conv1x1_lu_image": (lambda: InvertibleConv1x1(3, lu=True), (3, 4, 4), torch.randn),
-    "conv1x1_lu_vector": (lambda: InvertibleConv1x1(4, lu=True), (4,), torch.randn),
-    "permutation_reverse": (lambda: Permutation.reverse(3), (3, 2, 2), torch.randn),
-    "permutation_shuffle": (lambda: Permutation.shuffle(5, seed=0), (5,), torch.randn),
-    "nice_scale": (lambda: Scale(4), (4,), torch.randn),
-    "glow_step": (lambda: initialized(glow_step(4, 2, 2), (4, 2, 2)), (4, 2, 2), torch.randn),
-}

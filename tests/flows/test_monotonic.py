@@ -9,25 +9,13 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from torch import nn
+from layers import perturb
 
-from gen_runner.flows.transforms.autoregressive import MaskedAutoregressive
-from gen_runner.flows.transforms.base import Transform
-from gen_runner.flows.transforms.coupling import Coupling, alternating_mask
 from gen_runner.flows.transforms.numerical import bisection, invert
 from gen_runner.flows.transforms.sigmoidal import DeepSigmoidal
 from gen_runner.flows.transforms.sos import SumOfSquares
 from gen_runner.flows.transforms.umnn import UnconstrainedMonotonic, clenshaw_curtis
 from gen_runner.flows.transforms.univariate import Univariate
-from gen_runner.nets.made import MADE, autoregressive_order
-from gen_runner.nets.mlp import MLP
-
-
-def perturb(module: nn.Module, std: float) -> nn.Module:
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(std * torch.randn_like(p))
-    return module
 
 
 def umnn() -> UnconstrainedMonotonic:
@@ -207,44 +195,3 @@ def test_invert_has_implicit_gradient():
     torch.testing.assert_close(dy, 1 / (3 * 2 * expected.detach() ** 2))
     torch.testing.assert_close(ds, (-expected**3 / (3 * 2 * expected**2)).sum().detach())
     torch.testing.assert_close(logabsdet, -torch.log(6 * expected**2).detach())
-
-
-def coupling(transformer: Univariate) -> Coupling:
-    return Coupling(alternating_mask(4, 0), MLP(2, 2 * transformer.num_params, hidden=(16,), zero_last=True),
-                    transformer)
-
-
-def autoregressive(transformer: Univariate) -> MaskedAutoregressive:
-    return MaskedAutoregressive(MADE(autoregressive_order(3, "sequential"), [16], transformer.num_params),
-                                transformer)
-
-
-@pytest.mark.parametrize("name", TRANSFORMERS)
-@pytest.mark.parametrize("layer", [coupling, autoregressive])
-def test_in_flow_layers(name: str, layer: Callable[[Univariate], Transform], jacobian_logabsdet):
-    torch.manual_seed(0)
-    transform = layer(TRANSFORMERS[name][0]()).double()
-    conditioner = transform.conditioner if isinstance(transform, Coupling) else transform.made
-    perturb(conditioner, 0.3)
-    dim = 4 if isinstance(transform, Coupling) else 3
-    x = torch.randn(3, dim, dtype=torch.float64)
-    y, logabsdet = transform(x)
-    x_again, inverse_logabsdet = transform.inverse(y)
-    assert not torch.allclose(y, x)
-    torch.testing.assert_close(x_again, x, atol=1e-10, rtol=0)
-    torch.testing.assert_close(inverse_logabsdet, -logabsdet, atol=1e-9, rtol=0)
-    torch.testing.assert_close(logabsdet, jacobian_logabsdet(lambda v: transform(v)[0], x))
-    torch.testing.assert_close(inverse_logabsdet, jacobian_logabsdet(lambda v: transform.inverse(v)[0], y))
-
-
-# Cases for the shared contract loop of tests/flows/test_transforms.py (same format as its CASES).
-CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple[int, ...]], torch.Tensor]]] = {
-    "dsf_autoregressive": (lambda: autoregressive(DeepSigmoidal(hidden=4)), (3,), torch.randn),
-    "sos_autoregressive": (lambda: autoregressive(SumOfSquares(polynomials=3, degree=3)), (3,), torch.randn),
-    "umnn_autoregressive": (
-        lambda: autoregressive(UnconstrainedMonotonic(embedding=4, hidden=(16, 16), steps=20)),
-        (3,),
-        torch.randn,
-    ),
-    "dsf_coupling": (lambda: coupling(DeepSigmoidal(hidden=4)), (4,), torch.randn),
-}

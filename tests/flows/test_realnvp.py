@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from gen_runner.flows.flow import Flow
 from gen_runner.flows.build import flow as build_flow
 from gen_runner.flows.build import vector_flow
+from gen_runner.flows.flow import Flow
 from gen_runner.flows.realnvp import realnvp_image
 
 

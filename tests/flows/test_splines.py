@@ -9,13 +9,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from gen_runner.flows.transforms.autoregressive import MaskedAutoregressive
-from gen_runner.flows.transforms.base import Transform
-from gen_runner.flows.transforms.coupling import Coupling, alternating_mask
 from gen_runner.flows.transforms.splines import CubicSpline, RationalQuadraticSpline
 from gen_runner.flows.transforms.univariate import Univariate
-from gen_runner.nets.made import MADE, autoregressive_order
-from gen_runner.nets.mlp import MLP
 
 BOUND, BINS = 3.0, 8
 SPLINES = {"rq": RationalQuadraticSpline, "cubic": CubicSpline}
@@ -49,7 +44,7 @@ def problem(kind: str, dtype: torch.dtype, scale: float, rows: int = 16, seed: i
 @pytest.mark.parametrize(("dtype", "scale", "atol"), [(torch.float32, 0.5, 1e-4), (torch.float64, 3.0, 1e-5)])
 def test_round_trip(kind: str, dtype: torch.dtype, scale: float, atol: float):
     """x -> y -> x and y -> x -> y. A round trip errs by about eps B / (dy/dx): float32 is tested on
-    milder splines, as N(0, 1) parameters already make slopes of 1e-3 (errors of 3e-4) in places."""
+    milder splines: N(0, 1) parameters already give derivatives under 1e-3 (errors up to 6e-4) in places."""
     spline, params, x, y = problem(kind, dtype, scale)
     out, forward_logabsdet = spline(x, params)
     x_again, inverse_logabsdet = spline.inverse(out, params)
@@ -107,7 +102,8 @@ def test_finite_parameter_gradients_at_and_beyond_the_bounds(kind: str, inverse:
     torch.testing.assert_close(out[outside], z[outside], atol=0, rtol=0)
 
 
-@pytest.mark.parametrize(("cls", "count"), [(RationalQuadraticSpline, lambda k: 3 * k - 1), (CubicSpline, lambda k: 2 * k)])
+@pytest.mark.parametrize(("cls", "count"), [(RationalQuadraticSpline, lambda k: 3 * k - 1),
+                                            (CubicSpline, lambda k: 2 * k)])
 def test_num_params_is_what_forward_consumes(cls: type, count: Callable[[int], int]):
     for bins in (1, 2, 5):
         spline = cls(bins=bins, bound=BOUND)
@@ -162,70 +158,6 @@ def test_invalid_arguments():
         RationalQuadraticSpline(min_derivative=1.0)
     with pytest.raises(ValueError, match="bound"):
         CubicSpline(bound=0.0)
-    assert "bins=8, bound=3.0" in repr(RationalQuadraticSpline()) and "min_derivative" in repr(RationalQuadraticSpline())
+    assert "bins=8, bound=3.0" in repr(RationalQuadraticSpline())
+    assert "min_derivative=0.001" in repr(RationalQuadraticSpline())
     assert "bins=4, bound=2.0" in repr(CubicSpline(bins=4, bound=2.0))
-
-
-def spline_coupling(spline: Univariate) -> Coupling:
-    """A spline coupling on 4 features: 2 conditioning, 2 transformed."""
-    return Coupling(alternating_mask(4, 0), MLP(2, spline.num_params * 2, hidden=(16,), zero_last=True), spline)
-
-
-def spline_autoregressive(spline: Univariate) -> MaskedAutoregressive:
-    """A MAF layer with a spline transformer on 3 features."""
-    return MaskedAutoregressive(MADE(autoregressive_order(3, "sequential"), [16], spline.num_params), spline)
-
-
-def spread(shape: tuple[int, ...]) -> torch.Tensor:
-    """N(0, 2^2): with bound 2, about a third of the elements fall in the identity tails."""
-    return 2 * torch.randn(shape)
-
-
-LAYERS = {
-    "coupling": (spline_coupling, (4,)),
-    "autoregressive": (spline_autoregressive, (3,)),
-}
-
-
-def build_layer(kind: str, layer: str, dtype: torch.dtype, batch: int) -> tuple[Transform, torch.Tensor]:
-    """As test_transforms.build: the layer in eval mode, its parameters perturbed by N(0, 0.1^2)."""
-    torch.manual_seed(0)
-    factory, shape = LAYERS[layer]
-    transform = factory(SPLINES[kind](bound=2.0)).to(dtype).eval()
-    with torch.no_grad():
-        for p in transform.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    return transform, spread((batch, *shape)).to(dtype)
-
-
-@pytest.mark.parametrize("kind", SPLINES)
-@pytest.mark.parametrize("layer", LAYERS)
-@pytest.mark.parametrize(("dtype", "atol"), [(torch.float32, 1e-5), (torch.float64, 1e-10)])
-def test_layer_round_trip(kind: str, layer: str, dtype: torch.dtype, atol: float):
-    transform, x = build_layer(kind, layer, dtype, batch=8)
-    y, forward_logabsdet = transform(x)
-    x_again, inverse_logabsdet = transform.inverse(y)
-    assert not torch.allclose(y, x, atol=1e-3)
-    for t in (y, forward_logabsdet, x_again, inverse_logabsdet):
-        assert torch.isfinite(t).all()
-    torch.testing.assert_close(x_again, x, atol=atol, rtol=0)
-    torch.testing.assert_close(forward_logabsdet, -inverse_logabsdet, atol=100 * atol, rtol=0)
-
-
-@pytest.mark.parametrize("kind", SPLINES)
-@pytest.mark.parametrize("layer", LAYERS)
-def test_layer_logabsdet_matches_autograd(kind: str, layer: str, jacobian_logabsdet):
-    transform, x = build_layer(kind, layer, torch.float64, batch=4)
-    y, forward_logabsdet = transform(x)
-    torch.testing.assert_close(forward_logabsdet, jacobian_logabsdet(lambda v: transform(v)[0], x))
-    _, inverse_logabsdet = transform.inverse(y)
-    torch.testing.assert_close(inverse_logabsdet, jacobian_logabsdet(lambda v: transform.inverse(v)[0], y))
-
-
-# Entries for test_transforms.CASES: name -> (factory, event shape, sampler).
-CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple[int, ...]], torch.Tensor]]] = {
-    "rq_spline_coupling": (lambda: spline_coupling(RationalQuadraticSpline(bound=2.0)), (4,), spread),
-    "rq_spline_autoregressive": (lambda: spline_autoregressive(RationalQuadraticSpline(bound=2.0)), (3,), spread),
-    "cubic_spline_coupling": (lambda: spline_coupling(CubicSpline(bound=2.0)), (4,), spread),
-    "cubic_spline_autoregressive": (lambda: spline_autoregressive(CubicSpline(bound=2.0)), (3,), spread),
-}

@@ -1,4 +1,7 @@
-"""Every transform against the contract: invertibility, log-dets that are opposite and match autograd."""
+"""Every transform against the contract: invertibility, log-dets that are opposite and match autograd.
+
+One registry, CASES, holds every transform of the library (each univariate transformer inside a
+coupling and a MADE layer); the families' own files test what is particular to them."""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from layers import autoregressive, coupling, glow_step, initialized, spread
 from torch import nn
 
 from gen_runner.flows.multiscale import MultiScale
-from gen_runner.flows.transforms.base import Compose, Transform
+from gen_runner.flows.transforms.base import Compose, Inverse, Transform
 from gen_runner.flows.transforms.coupling import (
     Coupling,
     TanhLogScale,
@@ -17,9 +21,14 @@ from gen_runner.flows.transforms.coupling import (
     channel_mask,
     checkerboard_mask,
 )
-from gen_runner.flows.transforms.elementwise import Logit
-from gen_runner.flows.transforms.normalization import BatchNorm
-from gen_runner.flows.transforms.reshape import Squeeze
+from gen_runner.flows.transforms.elementwise import Logit, Scale
+from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
+from gen_runner.flows.transforms.normalization import ActNorm, BatchNorm
+from gen_runner.flows.transforms.reshape import Flatten, Squeeze
+from gen_runner.flows.transforms.sigmoidal import DeepSigmoidal
+from gen_runner.flows.transforms.sos import SumOfSquares
+from gen_runner.flows.transforms.splines import CubicSpline, RationalQuadraticSpline
+from gen_runner.flows.transforms.umnn import UnconstrainedMonotonic
 from gen_runner.flows.transforms.univariate import Additive, Affine
 from gen_runner.nets.mlp import MLP
 from gen_runner.nets.resnet import ResNet
@@ -98,6 +107,31 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple
     "logit": (lambda: Logit(0.05), (2, 4, 4), unit),
     "multiscale": (lambda: multiscale(split_prior=False), (2, 4, 4), torch.randn),
     "multiscale_split_prior": (lambda: multiscale(split_prior=True), (2, 4, 4), torch.randn),
+    # NICE, Glow
+    "nice_scale": (lambda: Scale(4), (4,), torch.randn),
+    "actnorm_vector": (lambda: initialized(ActNorm(4), (4,)), (4,), torch.randn),
+    "actnorm_image": (lambda: initialized(ActNorm(2), (2, 4, 4)), (2, 4, 4), torch.randn),
+    "conv1x1_image": (lambda: InvertibleConv1x1(3), (3, 4, 4), torch.randn),
+    "conv1x1_lu_image": (lambda: InvertibleConv1x1(3, lu=True), (3, 4, 4), torch.randn),
+    "conv1x1_lu_vector": (lambda: InvertibleConv1x1(4, lu=True), (4,), torch.randn),
+    "permutation_reverse": (lambda: Permutation.reverse(3), (3, 2, 2), torch.randn),
+    "permutation_shuffle": (lambda: Permutation.shuffle(5, seed=0), (5,), torch.randn),
+    "glow_step": (lambda: initialized(glow_step(4, 2, 2), (4, 2, 2)), (4, 2, 2), torch.randn),
+    "flatten": (lambda: Flatten((2, 3, 3)), (2, 3, 3), torch.randn),
+    # Autoregressive: MAF's layer and IAF's (its inverse).
+    "maf_affine": (lambda: autoregressive(Affine()), (3,), torch.randn),
+    "iaf_affine": (lambda: Inverse(autoregressive(Affine())), (3,), torch.randn),
+    # Splines (bound 2, a third of the inputs in the identity tails) and the numerically inverted
+    # transformers, each in a coupling and an autoregressive layer.
+    **{f"{name}_{kind}": (lambda g=g, layer=layer: layer(g()), (4,) if kind == "coupling" else (3,), sample)
+       for name, g, sample in [
+           ("rq_spline", lambda: RationalQuadraticSpline(bound=2.0), spread),
+           ("cubic_spline", lambda: CubicSpline(bound=2.0), spread),
+           ("dsf", lambda: DeepSigmoidal(hidden=4), torch.randn),
+           ("sos", lambda: SumOfSquares(polynomials=3, degree=3), torch.randn),
+           ("umnn", lambda: UnconstrainedMonotonic(embedding=4, hidden=(16, 16), steps=20), torch.randn),
+       ]
+       for kind, layer in [("coupling", coupling), ("autoregressive", autoregressive)]},
     "compose": (
         lambda: Compose(
             Logit(0.01),

@@ -16,6 +16,7 @@ parameters are all zero: uniform bins and every knot derivative 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +61,8 @@ class _BinnedSpline(Univariate):
         """The bin [..., 1] of each z in [-B, B]: the last bin holds B."""
         return (z[..., None] >= edges[..., 1:-1]).sum(-1, keepdim=True)
 
-    def _with_tails(self, spline, z: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _with_tails(self, spline: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                    z: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The spline inside [-B, B], the identity outside. The spline runs on z clamped to the
         interval, so elements in the tails give finite values (and gradients) that are discarded."""
         if params.shape[-1] != self.num_params:
@@ -211,10 +213,10 @@ class CubicSpline(_BinnedSpline):
     and dy/dx = s_k (3A xi^2 + 2B xi + C). The inverse solves that cubic in closed form
     (Blinn 2007), its gradient by the implicit-function theorem.
 
-    Deviations: the paper learns the end derivatives (in (0, 3 s), as a sigmoid, 2K + 2
-    parameters); here they are the tails' slope 1, so the density is continuous at -B and B,
-    except where an end bin is flatter than 1/2, whose end derivative Steffen's limit lowers to 2s
-    (a slope 1 there would make the cubic non-monotone).
+    Deviation: the authors' code (bayesiains/nsf) learns the two end derivatives, 3 s sigmoid(raw)
+    (2K + 2 parameters); here they are the identity tails' slope 1, so the density is continuous at
+    -B and B, except next to an end bin flatter than 1/2, whose end derivative Steffen's limit
+    lowers to 2s (a cubic Hermite bin is not monotone with an end derivative over 3s).
     """
 
     def __init__(self, bins: int = 8, bound: float = 3.0, min_bin_width: float = 1e-3, min_bin_height: float = 1e-3):
@@ -247,8 +249,9 @@ class CubicSpline(_BinnedSpline):
         x0, w, y0, h, s, a, b, c = self._bin(y, params, inverse=True)
         eta = (y - y0) / h
         root = _unit_cubic_root(a, b, c, eta)
-        # The closed-form root as the value; the gradient d xi = d(eta - cubic(root)) / cubic'(root)
-        # of the implicit-function theorem, which autograd cannot take through the root selection.
+        # The value is the closed-form root; the gradient is the implicit-function theorem's,
+        # d xi = d(eta - cubic(root)) / cubic'(root), exact at a root, where autograd through the
+        # solver would meet its degenerate branches (0 / 0 at the identity) in the unselected roots.
         derivative = (3 * a * root + 2 * b) * root + c
         residual = eta - ((a * root + b) * root + c) * root
         xi = root + (residual - residual.detach()) / derivative
