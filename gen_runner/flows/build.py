@@ -25,7 +25,7 @@ from gen_runner.flows.realnvp import realnvp_image
 from gen_runner.flows.transforms.autoregressive import MaskedAutoregressive
 from gen_runner.flows.transforms.base import Compose, Inverse, Transform
 from gen_runner.flows.transforms.coupling import Coupling, TanhLogScale, alternating_mask, channel_mask
-from gen_runner.flows.transforms.elementwise import Logit, Scale
+from gen_runner.flows.transforms.elementwise import Logit, Scale, SoftClip
 from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
 from gen_runner.flows.transforms.normalization import ActNorm, BatchNorm
 from gen_runner.flows.transforms.reshape import Flatten, Squeeze
@@ -92,6 +92,7 @@ def vector_flow(
     normalization_layer: str | None = None,
     standardize: bool = False,
     tanh_scale: bool = False,
+    softclip: float | None = None,
     final_scale: bool = False,
     base: str = "normal",
     seed: int = 0,
@@ -108,6 +109,7 @@ def vector_flow(
       every layer but the last;
     - `standardize`: an ActNorm first, initialised from the first batch, so that the layers (and
       a spline's [-B, B]) see standardized data; `tanh_scale`: RealNVP's bounded log-scale;
+      `softclip`: a `SoftClip(bound)` between layers (for polynomial transformers, as zuko's SOSPF);
       `final_scale`: NICE's diagonal scaling layer on top; `base`: "normal" or "logistic" (NICE).
     Every conditioner is zero-initialised, so the flow starts at its transformers' zero-parameter map.
     """
@@ -134,7 +136,8 @@ def vector_flow(
                 layer = Inverse(layer)
         layers.append(layer)
         if i < num_layers - 1:
-            layers += _layers(normalization(normalization_layer, dim), mixing(permutation, dim, seed + i))
+            layers += _layers(normalization(normalization_layer, dim), mixing(permutation, dim, seed + i),
+                              SoftClip(softclip) if softclip is not None else None)
     if final_scale:
         layers.append(Scale(dim))
     return Flow(Compose(*layers), BASES[base](dim))

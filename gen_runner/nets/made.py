@@ -6,7 +6,9 @@ Every input i has a degree m(i) in 1..D (its position in the autoregressive orde
 unit a degree in 1..D-1; a connection from a unit of degree a to a hidden unit of degree b exists
 iff b >= a, and to an output of input i iff m(i) > a. Output i therefore depends on exactly the
 inputs that come before i in the order. Hidden degrees cycle through 1..D-1 (deterministic, as in
-the MAF code), so every degree is represented when a layer has at least D - 1 units.
+the MAF code), so every degree is represented when a layer has at least D - 1 units. A context
+(conditional flows) enters as inputs of degree 0, and hidden degrees then start at 0: units that
+see only the context, through which the first output in the order depends on it too.
 """
 from __future__ import annotations
 
@@ -60,8 +62,9 @@ class MADE(nn.Module):
         self.context_features = context_features
         layers: list[nn.Module] = []
         previous = torch.cat([torch.zeros(context_features, dtype=torch.long), degrees])  # context: degree 0
+        low = 0 if context_features else 1
         for width in hidden:
-            current = torch.arange(width) % max(dim - 1, 1) + 1
+            current = torch.arange(width) % max(dim - low, 1) + low
             layers += [MaskedLinear(previous.numel(), width, current[:, None] >= previous[None, :]),
                        make_activation(activation)]
             previous = current

@@ -13,6 +13,7 @@ from layers import autoregressive, coupling, glow_step, initialized, spread
 from torch import nn
 
 from gen_runner.flows.multiscale import MultiScale
+from gen_runner.flows.transforms.autoregressive import MaskedAutoregressive
 from gen_runner.flows.transforms.base import Compose, Inverse, Transform
 from gen_runner.flows.transforms.coupling import (
     Coupling,
@@ -21,7 +22,7 @@ from gen_runner.flows.transforms.coupling import (
     channel_mask,
     checkerboard_mask,
 )
-from gen_runner.flows.transforms.elementwise import Logit, Scale
+from gen_runner.flows.transforms.elementwise import Logit, Scale, SoftClip
 from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
 from gen_runner.flows.transforms.normalization import ActNorm, BatchNorm
 from gen_runner.flows.transforms.reshape import Flatten, Squeeze
@@ -30,6 +31,7 @@ from gen_runner.flows.transforms.sos import SumOfSquares
 from gen_runner.flows.transforms.splines import CubicSpline, RationalQuadraticSpline
 from gen_runner.flows.transforms.umnn import UnconstrainedMonotonic
 from gen_runner.flows.transforms.univariate import Additive, Affine
+from gen_runner.nets.made import MADE, autoregressive_order
 from gen_runner.nets.mlp import MLP
 from gen_runner.nets.resnet import ResNet
 
@@ -118,9 +120,15 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple
     "permutation_shuffle": (lambda: Permutation.shuffle(5, seed=0), (5,), torch.randn),
     "glow_step": (lambda: initialized(glow_step(4, 2, 2), (4, 2, 2)), (4, 2, 2), torch.randn),
     "flatten": (lambda: Flatten((2, 3, 3)), (2, 3, 3), torch.randn),
+    "softclip": (lambda: SoftClip(1.5), (4,), spread),
     # Autoregressive: MAF's layer and IAF's (its inverse).
     "maf_affine": (lambda: autoregressive(Affine()), (3,), torch.randn),
     "iaf_affine": (lambda: Inverse(autoregressive(Affine())), (3,), torch.randn),
+    "maf_random_order": (
+        lambda: MaskedAutoregressive(MADE(autoregressive_order(5, "random", seed=3), [16, 16], 2), Affine()),
+        (5,),
+        torch.randn,
+    ),
     # Splines (bound 2, a third of the inputs in the identity tails) and the numerically inverted
     # transformers, each in a coupling and an autoregressive layer.
     **{f"{name}_{kind}": (lambda g=g, layer=layer: layer(g()), (4,) if kind == "coupling" else (3,), sample)

@@ -23,8 +23,10 @@ class MaskedAutoregressive(Transform):
     per dimension; `made` must output [B, P * D] (parameter-major, as `MADE(out_multiplier=P)`).
     log|det J| is the sum of g's log-derivatives, the Jacobian being triangular in the MADE's order.
 
-    `inverse` runs the MADE once per distinct degree: after pass k the first k dimensions of the
-    order are exact, so D passes recover x exactly (to the transformer's own inverse tolerance).
+    `inverse` runs the MADE once per input degree, in order: pass k inverts the transformer on
+    the dimension(s) of degree k only, whose parameters depend on dimensions already recovered, so
+    D passes recover x exactly (to the transformer's own inverse tolerance) and a numerically
+    inverted transformer solves each dimension once.
     """
 
     def __init__(self, made: MADE, transformer: Univariate):
@@ -40,7 +42,10 @@ class MaskedAutoregressive(Transform):
         return y, logabsdet.sum(-1)
 
     def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.zeros_like(y)
-        for _ in range(y.shape[-1]):
-            x, logabsdet = self.transformer.inverse(y, self._params(x, context))
+        x, logabsdet = torch.zeros_like(y), torch.zeros_like(y)
+        degrees = self.made.degrees
+        for degree in degrees.unique(sorted=True):
+            index = (degrees == degree).nonzero().flatten()
+            x_i, logabsdet_i = self.transformer.inverse(y[:, index], self._params(x, context)[:, index])
+            x, logabsdet = x.index_copy(1, index, x_i), logabsdet.index_copy(1, index, logabsdet_i)
         return x, logabsdet.sum(-1)

@@ -1,7 +1,8 @@
 """Elementwise bijections: RealNVP's logit preprocessing of dequantized pixels (Dinh,
 Sohl-Dickstein & Bengio 2017, "Density estimation using Real NVP", sec. 4.1) and NICE's diagonal
 scaling layer (Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components Estimation",
-sec. 3.3)."""
+sec. 3.3), and a soft clip that keeps polynomial transformers' inputs bounded (as zuko's SOSPF
+places one between its layers)."""
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ from torch import nn
 
 from gen_runner.flows.transforms.base import Transform, sum_except_batch
 
-__all__ = ["Logit", "Scale"]
+__all__ = ["Logit", "Scale", "SoftClip"]
 
 
 class Logit(Transform):
@@ -67,3 +68,29 @@ class Scale(Transform):
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.log_scale.shape)}"
+
+
+class SoftClip(Transform):
+    """y = x / (1 + |x| / B), a bijection from R onto (-B, B) that is close to the identity for
+    |x| << B; log|dy/dx| = -2 log(1 + |x| / B); the inverse is x = y / (1 - |y| / B).
+
+    Between layers of a sum-of-squares flow (Jaini et al. 2019) it keeps every degree-(2r + 1)
+    polynomial's input inside (-B, B), so a stack of them cannot overflow (zuko's SOSPF uses B = 11; model=sos uses 3).
+    """
+
+    def __init__(self, bound: float = 11.0):
+        super().__init__()
+        if bound <= 0:
+            raise ValueError(f"soft clip bound must be positive, got {bound}")
+        self.bound = bound
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        denominator = 1 + x.abs() / self.bound
+        return x / denominator, -2 * sum_except_batch(torch.log(denominator))
+
+    def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        denominator = 1 - y.abs() / self.bound
+        return y / denominator, -2 * sum_except_batch(torch.log(denominator))
+
+    def extra_repr(self) -> str:
+        return f"bound={self.bound}"
