@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup demo test test-slow bench bench-flows clean
 
 $(BIN)/gen-runner: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,14 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_overhead.py
+
+# The flow benchmark's reference library lives in .bench/, never in the project's environment
+# (--no-deps: it uses the torch already installed).
+.bench/zuko:
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target .bench zuko==1.6.0
+
+bench-flows: setup .bench/zuko
+	PYTHONPATH=.bench $(BIN)/python scripts/bench_flows.py
 
 clean:
 	rm -rf $(VENV) outputs/train outputs/eval outputs/sample

@@ -5,13 +5,17 @@ where the density is known) and training throughput, as a markdown table.
     python scripts/bench_flows.py [--steps 20000] [--datasets gauss8,checkerboard,moons]
         [--models maf,nsf,...] [--reference zuko] [--threads 1] [--out FILE]
 
-Protocol (the issue's, after zuko/nflows/normflows examples): 5 transforms of 2 x 64 hidden units
-(NICE, RealNVP and Glow: 5 couplings of the same MLP size), batch 256, Adam lr 1e-3 with cosine
-decay to 0, 100k training points drawn once, NLL on 20k fresh points. The gap is mean(-log q(x))
+Protocol (the issue's, after zuko/nflows/normflows examples): 5 transforms (couplings or MADE
+layers) with 2 hidden layers, batch 256, Adam lr 1e-3 with cosine decay to 0, 100k training points
+drawn once, NLL on 20k fresh points. MAF and NSF use 2 x 64 units like the reference; every other
+flow gets the width h (2 x h units) that brings its parameter count closest to MAF's, the equal
+budget (`--budget N` to choose another). The UMNN's integrand is shrunk (2 x 32 units, 8-dim
+embedding, 20 quadrature steps) so that it trains at a comparable speed. The gap is mean(-log q(x))
 - mean(-log p(x)) on those points, an unbiased estimate of KL(p || q) (>= 0 up to noise).
 Our flows come from configs/model/<name>.yaml (with the sizes above overridden); the reference
 flows (zuko's MAF and NSF, which is autoregressive with 8 bins on [-5, 5]) are never a project
-dependency: `make bench-flows` installs them into .bench/ (pip --target) and puts that on the path.
+dependency: `make bench-flows` installs zuko into .bench/ (pip --target, no dependencies) and puts
+that on the path.
 Throughput is steps/s of the whole training step (forward, backward, optimizer), one thread.
 """
 from __future__ import annotations
@@ -35,19 +39,35 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn"]
 DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
 SIZE = {"num_layers": 5, "hidden": [64, 64]}
+FIXED_WIDTH = ("maf", "nsf", "nsf_ar")  # the reference's size
 # Options that are not the model's own but the protocol's: no batch norm (the references have none).
 OVERRIDES = {"maf": {"normalization_layer": None}, "iaf": {"normalization_layer": None},
-             "nsf_ar": {"structure": "autoregressive"}}
+             "nsf_ar": {"structure": "autoregressive"},
+             "umnn": {"transformer": {"hidden": [32, 32], "embedding": 8, "steps": 20}}}
 
 
-def our_flow(name: str) -> torch.nn.Module:
+def our_flow(name: str, width: int = 64) -> torch.nn.Module:
+    """configs/model/<name>.yaml's flow for 2-D points, 5 layers of 2 x `width` hidden units."""
     register()
     register_resolvers()
-    config = "nsf" if name == "nsf_ar" else name
-    with initialize_config_dir(str(CONFIGS / "model"), version_base=None):
-        cfg = compose(config)
-    vector = {**cfg.flow.vector, **SIZE, **OVERRIDES.get(name, {})}
-    return instantiate(cfg.flow)(data_shape=(2,), vector=vector)
+    torch.manual_seed(0)  # the same initialization whatever was built before
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        flow = compose("train", overrides=[f"model={'nsf' if name == 'nsf_ar' else name}"]).model.flow
+    vector = SIZE | {"hidden": [width, width]} | OVERRIDES.get(name, {})
+    return instantiate(OmegaConf.merge(flow, {"vector": vector}))(data_shape=(2,))
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def equal_budget(name: str, budget: int) -> torch.nn.Module:
+    """The flow with the hidden width whose parameter count is closest to `budget`."""
+    if name in FIXED_WIDTH:
+        return our_flow(name)
+    sizes = {width: count(our_flow(name, width)) for width in range(8, 129, 4)}
+    return our_flow(name, min(sizes, key=lambda w: abs(sizes[w] - budget)))
 
 
 def reference_flow(library: str, name: str):
@@ -87,7 +107,7 @@ def run(flow: torch.nn.Module, train: torch.Tensor, test: torch.Tensor, steps: i
     flow.eval()
     with torch.no_grad():
         nll = torch.cat([-flow.log_prob(x) for x in test.split(5000)]).double().mean().item()
-    return {"nll": nll, "steps_per_s": steps / elapsed, "params": sum(p.numel() for p in flow.parameters())}
+    return {"nll": nll, "steps_per_s": steps / elapsed, "params": count(flow)}
 
 
 def main() -> None:
@@ -99,9 +119,11 @@ def main() -> None:
     parser.add_argument("--reference", default="zuko", help="zuko, or none")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, help="parameters per flow (default: MAF's at 2 x 64)")
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    budget = args.budget or count(our_flow("maf"))
     rows = ["| data | flow | params | test NLL | gap to entropy | steps/s | vs reference |", "|---|---|---|---|---|---|---|"]
     for ds in args.datasets.split(","):
         distribution = DATASETS[ds]()
@@ -109,7 +131,7 @@ def main() -> None:
         test = distribution.sample(20_000, generator=torch.Generator().manual_seed(args.seed + 1))
         entropy = -distribution.log_prob(test).double().mean().item() if distribution.has_log_prob else math.nan
         for name in args.models.split(","):
-            ours = run(our_flow(name), train, test, args.steps, args.batch, args.seed)
+            ours = run(equal_budget(name, budget), train, test, args.steps, args.batch, args.seed)
             results = [(name, ours, "")]
             if args.reference != "none" and name in ("maf", "nsf_ar"):
                 ref = run(reference_flow(args.reference, name), train, test, args.steps, args.batch, args.seed)

@@ -281,3 +281,13 @@ def test_mode_collapse_table_script(tmp_path):
     table = (tmp_path / "b" / "mode_collapse_table.md").read_text()
     assert "| ring8 | pacgan2 |" in table and "PacGAN T1: 7.9 / 95.6 / 0.07" in table and "±" in table
     assert "over 2 seed(s)" in table
+
+
+@pytest.mark.slow
+def test_bench_flows_script(tmp_path):
+    """The flow benchmark's table, our flows only (the reference library is not installed here)."""
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_flows.py")
+    subprocess.run([sys.executable, script, "--steps", "5", "--datasets", "moons,gauss8", "--models", "maf,sos",
+                    "--reference", "none", "--out", str(tmp_path / "table.md")], check=True, cwd=tmp_path)
+    table = (tmp_path / "table.md").read_text()
+    assert "| gauss8 | sos |" in table and "| moons | maf |" in table
