@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from gen_runner.cli import CONFIG_DIR
 from gen_runner.data.toy import Moons
+from gen_runner.flows.build import flow as build_flow
 
 FLOWS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml") if "/base/flow@_here_" in p.read_text())
 
@@ -83,3 +84,18 @@ def test_every_flow_trains_evaluates_and_samples(tmp_path, data: str):
     for path in samples:
         x = torch.load(path, weights_only=True)
         assert x.shape[0] == 8 and torch.isfinite(x).all(), path
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"vector": {"structure": "diagonal"}}, "unknown flow structure 'diagonal'"),
+    ({"vector": {"permutation": "spiral"}}, "unknown permutation 'spiral'"),
+    ({"vector": {"normalization_layer": "layernorm"}}, "unknown normalization 'layernorm'"),
+    ({"vector": {"base": "cauchy"}}, "unknown base distribution 'cauchy'"),
+    ({"image": {"layout": "pyramid"}}, "unknown image layout 'pyramid'"),
+    ({"image": {"conditioner": "unet"}}, "unknown conditioner 'unet'"),
+    ({"image": {"num_scales": 3}}, "cannot be squeezed 3 times"),
+])
+def test_bad_architecture_options_say_what_to_choose(options: dict, message: str):
+    shape = (1, 4, 4) if "image" in options else (2,)
+    with pytest.raises(ValueError, match=message):
+        build_flow(shape, **options)
