@@ -1,6 +1,6 @@
 """What every gen-runner LightningModule shares (`RunnerModule`: its data description, the
 optimizer factory, the run config carried inside each checkpoint) and what generative ones add
-(`GenerativeModule`: sampling in data space).
+(`GenerativeModule`: sampling in data space, for given class labels where the model is conditional).
 
 A checkpoint holds `checkpoint["gen_runner"] = {"family", "data", "config", "choices"}` as plain Python
 containers, so `torch.load(path, weights_only=True)` reads it and `eval`/`sample` rebuild the model
@@ -14,6 +14,8 @@ from typing import Any
 
 import lightning as L
 import torch
+
+from gen_runner.errors import UserError
 
 __all__ = ["RunnerModule", "GenerativeModule"]
 
@@ -47,39 +49,89 @@ class RunnerModule(L.LightningModule):
 
 
 class GenerativeModule(RunnerModule):
-    """A model that samples: `draw_noise` + `decode`, so `sample` is seeded and batch-size free."""
+    """A model that samples: `draw_noise` + `decode`, so `sample` is seeded and batch-size free.
+
+    A conditional model sets `num_classes` and decodes `decode(noise, temperature, labels)`: it
+    samples for given labels, or for labels drawn uniformly over its classes."""
+
+    num_classes: int | None = None  # conditional models: the classes 0..K-1 they generate
 
     def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The model's input noise for n samples (a GAN's latent, a flow's base sample at T = 1)."""
         raise NotImplementedError
 
+    @property
+    def gaussian_noise(self) -> bool:
+        """Whether `draw_noise` is standard normal (latent walks then interpolate on the sphere)."""
+        raise NotImplementedError
+
     def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Samples in data space from noise: points as the data, images in [0, 1]."""
+        """Samples in data space from noise: points as the data, images in [0, 1]. Conditional
+        models take the samples' `labels` [n] as a third argument."""
         raise NotImplementedError
 
     @torch.no_grad()
     def sample_batches(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-                       batch_size: int | None = None) -> Iterator[torch.Tensor]:
-        """n samples, decoded `batch_size` at a time; all noise is drawn first, so a seeded
+                       batch_size: int | None = None, labels: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+        """n samples, decoded `batch_size` at a time; a conditional model's labels (`labels` [n],
+        else drawn uniformly over its classes) and then all noise are drawn first, so a seeded
         `generator` gives the same samples whatever the batch size or device."""
-        noise = self.draw_noise(n, generator)
+        noise, labels = self.draw_inputs(n, generator, labels)
         step = batch_size or n
         for i in range(0, n, step):
-            yield self.decode(noise[i : i + step], temperature)
+            conditions = () if labels is None else (labels[i : i + step],)
+            yield self.decode(noise[i : i + step], temperature, *conditions)
+
+    def draw_inputs(self, n: int, generator: torch.Generator | None = None,
+                    labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(noise, labels) of n samples: a conditional model's labels first (`labels` [n], else drawn
+        uniformly), then the noise; what `sample` decodes, so latent walks can reuse its draws."""
+        if labels is not None:
+            labels = self.check_labels(labels)
+            if len(labels) != n:
+                raise ValueError(f"{len(labels)} labels for {n} samples")
+        elif self.num_classes is not None:
+            labels = self.draw_labels(n, generator)
+        return self.draw_noise(n, generator), labels
 
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
-               batch_size: int | None = None) -> torch.Tensor:
-        return torch.cat(list(self.sample_batches(n, temperature, generator, batch_size)))
+               batch_size: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat(list(self.sample_batches(n, temperature, generator, batch_size, labels)))
 
     @torch.no_grad()
     def fixed_samples(self, n: int, temperature: float = 1.0) -> torch.Tensor:
-        """Samples from the same noise at every call (seed 0), in eval mode: for progress grids."""
+        """Samples from the same noise at every call (seed 0), in eval mode: for progress grids.
+        Conditional models: n // num_classes (at least one) of each class, class by class."""
+        labels = None if self.num_classes is None else self.class_rows(max(1, n // self.num_classes))
         was_training = self.training
         self.eval()
         try:
-            return self.sample(n, temperature, generator=torch.Generator().manual_seed(0))
+            return self.sample(n if labels is None else len(labels), temperature,
+                               generator=torch.Generator().manual_seed(0), labels=labels)
         finally:
             self.train(was_training)
+
+    # -- conditional models ----------------------------------------------------------------
+    def check_labels(self, labels) -> torch.Tensor:
+        """Class labels (a sequence or tensor of ints) as int64 [n] on this module's device."""
+        if self.num_classes is None:
+            raise ValueError("this model is unconditional: it samples without labels")
+        labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+        if not len(labels) or labels.min() < 0 or labels.max() >= self.num_classes:
+            raise UserError(f"labels={labels.tolist()}: give class indices in 0..{self.num_classes - 1}")
+        return labels.to(self.device)
+
+    def draw_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n labels uniform over the classes; from `generator` (on the CPU) if given, as `noise`."""
+        if generator is None:
+            return torch.randint(self.num_classes, (n,), device=self.device)
+        return torch.randint(self.num_classes, (n,), generator=generator).to(self.device)
+
+    def class_rows(self, per_class: int) -> torch.Tensor:
+        """`per_class` labels of each class, class by class: a grid of `per_class` columns has a row per class."""
+        if per_class < 1:
+            raise UserError(f"per_class={per_class}: ask for at least one sample per class")
+        return torch.arange(self.num_classes, device=self.device).repeat_interleave(per_class)
 
     def noise(self, *shape: int, generator: torch.Generator | None = None, uniform: bool = False) -> torch.Tensor:
         """Standard normal (or U(-1, 1)) noise on this module's device; from `generator` if given

@@ -28,12 +28,13 @@ def scatter_figure(points: torch.Tensor, reference: torch.Tensor | None = None, 
     return fig
 
 
-def save_samples_picture(samples: torch.Tensor, path: str | Path, reference: torch.Tensor | None = None) -> Path:
-    """A PNG grid for images in [0, 1], a scatter plot for 2-D points."""
+def save_samples_picture(samples: torch.Tensor, path: str | Path, reference: torch.Tensor | None = None,
+                         nrow: int | None = None) -> Path:
+    """A PNG grid for images in [0, 1] (`nrow` images a row), a scatter plot for 2-D points."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if samples.dim() == 4:
-        return save_image_grid(samples.cpu(), path)
+        return save_image_grid(samples.cpu(), path, nrow=nrow)
     fig = scatter_figure(samples, reference)
     fig.savefig(path)
     plt.close(fig)

@@ -55,6 +55,7 @@ def our_flow(name: str, width: int = 64) -> torch.nn.Module:
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         flow = compose("train", overrides=[f"model={'nsf' if name == 'nsf_ar' else name}"]).model.flow
     vector = SIZE | {"hidden": [width, width]} | OVERRIDES.get(name, {})
+    OmegaConf.set_struct(flow, False)  # the protocol may set options a config leaves at their default
     return instantiate(OmegaConf.merge(flow, {"vector": vector}))(data_shape=(2,))
 
 

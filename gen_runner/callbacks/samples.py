@@ -17,8 +17,9 @@ __all__ = ["SampleLogger"]
 
 class SampleLogger(L.Callback):
     """Every `every_n_steps` steps and at the end of training, samples from the same noise go to
-    TensorBoard (`samples/grid`: `num_samples` images; `samples/scatter`: `num_points` points over
-    the validation data); the final ones also to `<run>/samples/train_final.png`."""
+    TensorBoard (`samples/grid`: `num_samples` images, a row per class for conditional models;
+    `samples/scatter`: `num_points` points over the validation data); the final ones also to
+    `<run>/samples/train_final.png`."""
 
     def __init__(self, every_n_steps: int = 500, num_samples: int = 64, num_points: int = 2000,
                  temperature: float = 1.0):
@@ -37,7 +38,7 @@ class SampleLogger(L.Callback):
         samples = self._log(trainer, pl_module)
         if samples is not None and trainer.is_global_zero:
             save_samples_picture(samples, Path(trainer.default_root_dir) / "samples" / "train_final.png",
-                                 reference=self._reference(trainer, pl_module))
+                                 reference=self._reference(trainer, pl_module), nrow=self._row(samples, pl_module))
 
     @rank_zero_only
     def _log(self, trainer, pl_module):
@@ -47,12 +48,18 @@ class SampleLogger(L.Callback):
             if not isinstance(logger, TensorBoardLogger):
                 continue
             if samples.dim() == 4:
-                logger.experiment.add_image("samples/grid", make_grid(samples), trainer.global_step)
+                grid = make_grid(samples, nrow=self._row(samples, pl_module))
+                logger.experiment.add_image("samples/grid", grid, trainer.global_step)
             elif samples.shape[1] == 2:
                 fig = scatter_figure(samples, self._reference(trainer, pl_module), f"step {trainer.global_step}")
                 logger.experiment.add_figure("samples/scatter", fig, trainer.global_step)
                 plt.close(fig)
         return samples
+
+    @staticmethod
+    def _row(samples, pl_module) -> int | None:
+        """Images a grid row: a conditional model's samples come class by class, a row per class."""
+        return len(samples) // pl_module.num_classes if pl_module.num_classes else None
 
     @staticmethod
     def _reference(trainer, pl_module):

@@ -36,6 +36,7 @@ from torch import nn
 
 from gen_runner.base import GenerativeModule
 from gen_runner.flows.dequantization import Dequantization, UniformDequantization, VariationalDequantization
+from gen_runner.flows.distributions import StandardNormal
 
 __all__ = ["FlowModule"]
 
@@ -89,6 +90,10 @@ class FlowModule(GenerativeModule):
         same samples on every device."""
         device = "cpu" if generator is not None else self.device
         return self.flow.base.sample(n, generator=generator, device=device).to(self.device)
+
+    @property
+    def gaussian_noise(self) -> bool:
+        return type(self.flow.base) is StandardNormal  # NICE's logistic prior is not
 
     @torch.no_grad()
     def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

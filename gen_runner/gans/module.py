@@ -12,7 +12,9 @@ Variants that change only the loss or a regularizer are configs of this class: a
 (gans/objectives.py), regularizer terms, spectral norm, weight or gradient clipping
 (gans/regularizers.py), packing (PacGAN, Lin et al. 2018: the discriminator judges `pack`
 samples at once). Variants whose step differs subclass it and override `generator_loss`,
-`generator_parameters` or `training_step`.
+`generator_parameters` or `training_step`. The step keeps the batch's labels, if the data has
+any, as `batch_labels` and makes its fakes with `generate(noise, labels)`: conditional variants
+(gans/conditional.py) generate and judge with them.
 """
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ class GANModule(GenerativeModule):
         if spectral_norm:
             apply_spectral_norm(self.discriminator)
         self.objective = objective
+        self.batch_labels: torch.Tensor | None = None  # the training batch's labels, for variants that use them
 
     # -- data space <-> model space ---------------------------------------------------------
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,12 +85,20 @@ class GANModule(GenerativeModule):
     def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.noise(n, self.latent_dim, generator=generator, uniform=self.latent == "uniform")
 
+    @property
+    def gaussian_noise(self) -> bool:
+        return self.latent == "normal"
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """G's output in model space; conditional variants generate for `labels` (one per row)."""
+        return self.generator(noise)
+
     @torch.no_grad()
-    def decode(self, noise: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        x = self.generator(noise)
+    def decode(self, noise: torch.Tensor, temperature: float = 1.0, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.generate(noise, labels)
         return (from_gan_range(x, self.num_levels) / (self.num_levels - 1)).clamp(0, 1) if self.is_image else x
 
     # -- what the discriminator sees -----------------------------------------------------------
@@ -108,18 +119,17 @@ class GANModule(GenerativeModule):
         """The objective plus the discriminator's regularizers, on unpacked batches."""
         real, fake = self.packed(real), self.packed(fake.detach())
         terms = {"train/d_loss": self.objective.d_loss(self.critic(real), self.critic(fake))}
-        for reg in self.regularizers:
-            if reg.net == "discriminator":
-                terms[f"train/d_{type(reg).__name__}"] = reg(self, real, fake)
-        return terms
+        return terms | self.regularizer_terms("discriminator", real, fake)
 
     def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """The objective plus the generator's regularizers (D's weights get no gradient)."""
         terms = {"train/g_loss": self.objective.g_loss(self.critic(self.packed(fake)))}
-        for reg in self.regularizers:
-            if reg.net == "generator":
-                terms[f"train/g_{type(reg).__name__}"] = reg(self, self.packed(real), self.packed(fake))
-        return terms
+        return terms | self.regularizer_terms("generator", self.packed(real), self.packed(fake))
+
+    def regularizer_terms(self, net: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The regularizer terms joining `net`'s loss, on packed batches: `train/d_<name>`, `train/g_<name>`."""
+        return {f"train/{net[0]}_{type(reg).__name__}": reg(self, real, fake) for reg in self.regularizers
+                if reg.net == net}
 
     # -- training ----------------------------------------------------------------------------
     def generator_parameters(self) -> Iterable[nn.Parameter]:
@@ -158,9 +168,10 @@ class GANModule(GenerativeModule):
 
     def training_step(self, batch, batch_idx: int):
         real = self.preprocess(batch[0])
+        self.batch_labels = batch[1] if len(batch) > 1 else None
         opt_g, opt_d = self.optimizers()
         take_g_step = self.generator_turn()
-        fake = self.generator(self.draw_noise(len(real)))
+        fake = self.generate(self.draw_noise(len(real)), self.batch_labels)
         logs = {}
 
         if take_g_step and self.simultaneous:  # G's gradient from the discriminator before its step

@@ -28,7 +28,7 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 __all__ = ["fid", "kid", "kid_subset_size", "inception_score", "precision_recall", "density_coverage",
-           "class_accuracy"]
+           "class_accuracy", "code_accuracy"]
 
 
 class _Precomputed(nn.Module):
@@ -168,3 +168,17 @@ def class_accuracy(logits: Tensor, labels: Tensor) -> float:
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"expected logits [N, K] and labels [N], got {tuple(logits.shape)} and {tuple(labels.shape)}")
     return (logits.argmax(dim=1) == labels).double().mean().item()
+
+
+def code_accuracy(logits: Tensor, codes: Tensor) -> float:
+    """How well an unsupervised categorical code predicts the classifier's label: the accuracy of
+    the best one-to-one map from code values to classes (the Hungarian algorithm on the code-class
+    contingency table), the clustering accuracy InfoGAN's MNIST result (5% error) is read as."""
+    from scipy.optimize import linear_sum_assignment
+
+    predicted = logits.argmax(dim=1)
+    size = max(logits.shape[1], int(codes.max()) + 1)
+    table = torch.zeros(size, size, dtype=torch.long)
+    table.index_put_((codes.long(), predicted), torch.ones_like(predicted), accumulate=True)
+    rows, cols = linear_sum_assignment(table.numpy(), maximize=True)
+    return table[rows, cols].sum().item() / len(codes)

@@ -11,10 +11,11 @@ from torch import nn
 from gen_runner.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from gen_runner.nets.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["generator", "discriminator"]
+__all__ = ["generator", "discriminator", "net_kind"]
 
 
-def _kind(kind: str, data_shape: Sequence[int]) -> str:
+def net_kind(kind: str, data_shape: Sequence[int]) -> str:
+    """The net family `kind` (auto, mlp or conv) builds for data of `data_shape`: mlp or conv."""
     if kind not in ("auto", "mlp", "conv"):
         raise ValueError(f"kind={kind!r}: choose auto, mlp or conv")
     return ("conv" if len(data_shape) == 3 else "mlp") if kind == "auto" else kind
@@ -22,13 +23,13 @@ def _kind(kind: str, data_shape: Sequence[int]) -> str:
 
 def generator(latent_dim: int, data_shape: Sequence[int], kind: str = "auto", mlp: dict | None = None,
               conv: dict | None = None) -> nn.Module:
-    if _kind(kind, data_shape) == "mlp":
+    if net_kind(kind, data_shape) == "mlp":
         return MLPGenerator(latent_dim, data_shape, **(mlp or {}))
     return DCGANGenerator(latent_dim, data_shape, **(conv or {}))
 
 
 def discriminator(data_shape: Sequence[int], kind: str = "auto", mlp: dict | None = None,
                   conv: dict | None = None) -> nn.Module:
-    if _kind(kind, data_shape) == "mlp":
+    if net_kind(kind, data_shape) == "mlp":
         return MLPDiscriminator(data_shape, **(mlp or {}))
     return DCGANDiscriminator(data_shape, **(conv or {}))

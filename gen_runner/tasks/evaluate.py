@@ -4,8 +4,12 @@ Classifiers: `accuracy` and `nll` on the split. Flows: `nll` (nats per example) 
 `bpd`, both the importance-weighted dequantization bound over `eval.iw_samples` draws per image.
 GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as in
 PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
-density/coverage against the real split; on Stacked MNIST with a digit classifier, the modes
-captured out of 1,000 and the KL to uniform. metrics.json's `protocol` says how each was measured.
+density/coverage against the real split; conditional generators, with a classifier's features,
+also `class_accuracy`: the share of samples the classifier assigns their intended label (labels
+drawn uniformly over the classes); InfoGAN, with a classifier's features, also `code_accuracy`:
+how well its first categorical code predicts the classifier's label (best code-to-class map); on
+Stacked MNIST with a digit classifier, the modes captured out of 1,000 and the KL to uniform.
+metrics.json's `protocol` says how each was measured.
 """
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from omegaconf import DictConfig
 from gen_runner.data.datamodule import StackedDataModule, ToyDataModule
 from gen_runner.data.toy import GaussianMixture
 from gen_runner.errors import UserError
-from gen_runner.metrics.features import channel_labels, extract, make_extractor, real_features
+from gen_runner.metrics.features import ClassifierFeatures, channel_labels, extract, make_extractor, real_features
+from gen_runner.metrics.fidelity import class_accuracy, code_accuracy
 from gen_runner.metrics.likelihood import likelihood
 from gen_runner.metrics.modes import mode_coverage, stacked_modes
 from gen_runner.metrics.suite import fidelity_metrics
@@ -80,7 +85,8 @@ def _image_metrics(cfg, model, dm, device, data_cfg) -> tuple[dict, dict]:
     opts = cfg.eval
     extractor = make_extractor(opts.features, opts.features_ckpt, device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    batches = model.sample_batches(opts.num_samples, cfg.temperature, generator, opts.batch_size)
+    labels = None if model.num_classes is None else model.draw_labels(opts.num_samples, generator)
+    batches = model.sample_batches(opts.num_samples, cfg.temperature, generator, opts.batch_size, labels)
     protocol = {"features": extractor.name, "features_sha256": extractor.sha256, "num_generated": opts.num_samples,
                 "image_size": extractor.image_size, "resize": extractor.resize}
 
@@ -91,6 +97,12 @@ def _image_metrics(cfg, model, dm, device, data_cfg) -> tuple[dict, dict]:
                         reverse_kl="KL(generated mode histogram || uniform over 1,000), nats")
         return stacked_modes(digits), protocol
 
+    # class_accuracy: a conditional model's samples under a classifier of the same classes
+    scored = labels is not None and isinstance(extractor, ClassifierFeatures)
+    if scored and extractor.model.num_classes != model.num_classes:
+        log.warning("no class_accuracy: the features classifier has %d classes, the model %d",
+                    extractor.model.num_classes, model.num_classes)
+        scored = False
     real = torch.cat([dm.splits[s].tensors[0] for s in _splits(opts)])[: opts.num_real]
     key = {"data": common.container(data_cfg) if isinstance(data_cfg, DictConfig) else data_cfg,
            "split": opts.split, "num_real": len(real), "image_size": extractor.image_size}
@@ -101,6 +113,16 @@ def _image_metrics(cfg, model, dm, device, data_cfg) -> tuple[dict, dict]:
     metrics, details = fidelity_metrics(tuple(real_fl), fake_fl, list(opts.metrics), opts.kid_subsets,
                                         opts.kid_subset_size, opts.is_splits, opts.prdc_k, cfg.seed)
     protocol.update(num_real=len(real), split=opts.split, **details)
+    if scored:
+        metrics["class_accuracy"] = class_accuracy(fake_fl[1], labels.cpu())
+        protocol["class_accuracy"] = ("share of generated samples the features classifier assigns their intended "
+                                      "label; labels uniform over the classes")
+    if hasattr(model, "split_codes") and model.categorical and isinstance(extractor, ClassifierFeatures):
+        noise, _ = model.draw_inputs(opts.num_samples, torch.Generator().manual_seed(cfg.seed))  # what was decoded
+        codes = model.split_codes(noise[:, model.noise_dim:])[0][0].argmax(1).cpu()
+        metrics["code_accuracy"] = code_accuracy(fake_fl[1], codes)
+        protocol["code_accuracy"] = ("InfoGAN: accuracy of the first categorical code as a predictor of the features "
+                                     "classifier's label, under the best one-to-one code-to-class map (Hungarian)")
     return metrics, protocol
 
 

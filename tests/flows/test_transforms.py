@@ -135,6 +135,7 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple
     "softclip": (lambda: SoftClip(1.5), (4,), spread),
     # Autoregressive: MAF's layer and IAF's (its inverse).
     "maf_affine": (lambda: autoregressive(Affine()), (3,), torch.randn),
+    "maf_affine_softclip": (lambda: autoregressive(Affine("softclip")), (3,), torch.randn),
     "iaf_affine": (lambda: Inverse(autoregressive(Affine())), (3,), torch.randn),
     "maf_random_order": (
         lambda: MaskedAutoregressive(MADE(autoregressive_order(5, "random", seed=3), [16, 16], 2), Affine()),

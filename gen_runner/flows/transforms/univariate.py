@@ -11,6 +11,8 @@ sigmoid(2) = 0.88.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -52,12 +54,16 @@ class Affine(Univariate):
 
     - "exp": scale = exp(raw) (RealNVP eq. 7; MAF, IAF); RealNVP bounds raw in its conditioner
       (`coupling.TanhLogScale`);
+    - "softclip": log-scale = raw / (1 + |raw| / 7), bounded in (-7, 7), so slopes stay within
+      (1e-3, 1e3) (zuko's MAF, whose soft bound is log 1e-3); it trained MAF measurably better
+      than "exp" on the 2-D benchmark (README);
     - "sigmoid": scale = sigmoid(raw + 2) (Glow's code; Kingma & Dhariwal 2018, table 1 writes
       exp), in (0, 1), so a layer can only contract, which keeps deep stacks stable.
     """
 
     num_params = 2
-    SCALES = ("exp", "sigmoid")
+    SCALES = ("exp", "softclip", "sigmoid")
+    SOFTCLIP = -math.log(1e-3)
 
     def __init__(self, scale: str = "exp"):
         super().__init__()
@@ -66,7 +72,11 @@ class Affine(Univariate):
         self.scale = scale
 
     def log_scale(self, raw: torch.Tensor) -> torch.Tensor:
-        return F.logsigmoid(raw + 2.0) if self.scale == "sigmoid" else raw
+        if self.scale == "sigmoid":
+            return F.logsigmoid(raw + 2.0)
+        if self.scale == "softclip":
+            return raw / (1 + raw.abs() / self.SOFTCLIP)
+        return raw
 
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_scale = self.log_scale(params[..., 0])

@@ -1,0 +1,133 @@
+"""InfoGAN (Chen, Duan, Houthooft, Schulman, Sutskever & Abbeel 2016, "InfoGAN: Interpretable
+Representation Learning by Information Maximizing Generative Adversarial Nets").
+
+G's input is noise z and a latent code c: `categorical` one-hot codes (Cat(K) each, uniform) and
+`continuous` codes (U(-1, 1) each), as the paper's MNIST model: one 10-way code, two continuous
+ones, 62 noise dimensions. A head Q on D's body (nets/conditional.py's auxiliary head, the one
+AC-GAN's class head is built from, with the codes' parameters as outputs) models Q(c | x): a
+softmax per categorical code, a factored Gaussian with fixed unit standard deviation (its mean the
+head's output) per continuous code. The variational lower bound of I(c; G(z, c)) (eq. 4) is
+
+    L_I = E_{c ~ p(c), x ~ G(z, c)}[log Q(c | x)] + H(c),
+
+and both G and Q (with D) minimise -lambda L_I beside their GAN losses (eq. 5). `info_loss` is
+sum_k lambda_k (-log Q(c_k | x)) averaged over the batch: cross-entropy for a categorical code,
+(c - mu)^2 / 2 + log(2 pi) / 2 for a continuous one; H(c) is a constant and is only logged,
+as `train/mi_bound` = H(c) - mean(-log Q(c | x)) (unweighted, in nats; log K at best for a K-way
+code alone). The paper sets lambda = 1 for discrete codes and "a smaller lambda" for continuous
+ones, "to ensure lambda L_I is on the same scale as the GAN objective" (sec. 7): defaults 1 and 0.1.
+
+`draw_noise` returns G's whole input [z, c], so sampling, eval and latent walks work unchanged;
+`traverse` holds z fixed and varies the codes (the paper's fig. 2). Not reproduced: Q's own
+hidden layer (128 units, BatchNorm, leaky ReLU in the paper), the paper's D/Q learning rates
+(2e-4 / 1e-3 for G and D as in its appendix; one optimizer for D and Q here).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gen_runner.errors import UserError
+from gen_runner.gans.module import GANModule
+
+__all__ = ["InfoGANModule"]
+
+
+class InfoGANModule(GANModule):
+    def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module], *args,
+                 latent_dim: int = 62, categorical: Sequence[int] = (10,), continuous: int = 2,
+                 lambda_categorical: float = 1.0, lambda_continuous: float = 0.1, **kwargs):
+        """`discriminator(data_shape, num_classes)` returns (source logit, Q's code_dim outputs)."""
+        if kwargs.get("pack", 1) != 1:
+            raise ValueError(f"model.pack={kwargs['pack']}: Q reads one example's code; set model.pack=1")
+        self.noise_dim, self.categorical, self.continuous = latent_dim, list(categorical), continuous
+        self.code_dim = sum(self.categorical) + continuous
+        super().__init__(generator, functools.partial(discriminator, num_classes=self.code_dim), *args,
+                         latent_dim=latent_dim + self.code_dim, **kwargs)
+        self.lambda_categorical, self.lambda_continuous = lambda_categorical, lambda_continuous
+        self.codes: torch.Tensor | None = None  # the code of the fakes last generated
+
+    # -- the latent code ---------------------------------------------------------------------------
+    def draw_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """[n, code_dim]: one-hot categorical codes, then continuous codes U(-1, 1)."""
+        parts = []
+        for k in self.categorical:
+            index = torch.randint(k, (n,), generator=generator) if generator is not None else \
+                torch.randint(k, (n,), device=self.device)
+            parts.append(F.one_hot(index, k).float().to(self.device))
+        parts.append(self.noise(n, self.continuous, generator=generator, uniform=True))
+        return torch.cat(parts, dim=1)
+
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = self.noise(n, self.noise_dim, generator=generator, uniform=self.latent == "uniform")
+        return torch.cat([z, self.draw_codes(n, generator)], dim=1)
+
+    def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.codes = noise[:, self.noise_dim:]
+        return self.generator(noise)
+
+    def split_codes(self, codes: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """[B, code_dim] -> ([B, K] per categorical code, [B, continuous])."""
+        parts = torch.split(codes, [*self.categorical, self.continuous], dim=1)
+        return list(parts[:-1]), parts[-1]
+
+    def code_entropy(self) -> float:
+        """H(c) in nats: log K per categorical code, log 2 per U(-1, 1) code."""
+        return sum(map(math.log, self.categorical)) + self.continuous * math.log(2)
+
+    # -- the information term -----------------------------------------------------------------------
+    def info_terms(self, q: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lambda-weighted -log Q(c | x), unweighted -log Q(c | x)), each averaged over the batch,
+        from Q's outputs q [B, code_dim] (categorical logits, then continuous means)."""
+        logits, means = self.split_codes(q)
+        onehots, values = self.split_codes(codes)
+        categorical = sum((F.cross_entropy(l, c.argmax(1)) for l, c in zip(logits, onehots)), q.new_zeros(()))
+        continuous = (0.5 * (values - means) ** 2 + 0.5 * math.log(2 * math.pi)).sum(1).mean()
+        return (self.lambda_categorical * categorical + self.lambda_continuous * continuous,
+                categorical + continuous)
+
+    def critic(self, x: torch.Tensor) -> torch.Tensor:
+        """The source logit (what regularizers differentiate)."""
+        return self.discriminator(x)[0]
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        fake = fake.detach()
+        source_fake, q = self.discriminator(fake)
+        info, nll = self.info_terms(q, self.codes)
+        self.mi_bound = (self.code_entropy() - nll).detach()
+        terms = {"train/d_loss": self.objective.d_loss(self.critic(real), source_fake), "train/d_info_loss": info}
+        return terms | self.regularizer_terms("discriminator", real, fake)
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        source_fake, q = self.discriminator(fake)
+        terms = {"train/g_loss": self.objective.g_loss(source_fake),
+                 "train/g_info_loss": self.info_terms(q, self.codes)[0]}
+        return terms | self.regularizer_terms("generator", real, fake)
+
+    def training_step(self, batch, batch_idx: int):
+        logs = super().training_step(batch, batch_idx)
+        self.log("train/mi_bound", self.mi_bound, prog_bar=True)  # set by this step's discriminator_loss
+        return logs
+
+    # -- traversals (the paper's fig. 2) --------------------------------------------------------------
+    def traverse_inputs(self, code: int, rows: int, columns: int, span: float,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+        """G's inputs [rows * columns, latent_dim] for a grid: the first categorical code's value
+        is the row (row r: value r mod K), continuous code `code` sweeps [-span, span] along the
+        columns; z and the other continuous codes are one draw, shared by the whole grid (the
+        other categorical codes too)."""
+        if not 0 <= code < self.continuous:
+            raise UserError(f"code={code}: this InfoGAN has continuous codes 0..{self.continuous - 1}")
+        noise = self.draw_noise(1, generator).expand(rows * columns, -1).clone()
+        sweep = torch.linspace(-span, span, columns, device=self.device)
+        noise[:, self.latent_dim - self.continuous + code] = sweep.repeat(rows)
+        if self.categorical:
+            k = self.categorical[0]
+            values = torch.arange(rows, device=self.device).remainder(k).repeat_interleave(columns)
+            noise[:, self.noise_dim : self.noise_dim + k] = F.one_hot(values, k).float()
+        return noise
