@@ -39,8 +39,11 @@ class StandardNormal(nn.Module):
         device: torch.device | str | None = None,
     ) -> torch.Tensor:
         device = self._anchor.device if device is None else device
-        z = torch.randn(n, *self.shape, generator=generator, device=device, dtype=self._anchor.dtype)
-        return temperature * z
+        return temperature * self.draw(n, generator, device)
+
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
+        """n standard draws of the event shape, in the module's dtype."""
+        return torch.randn(n, *self.shape, generator=generator, device=device, dtype=self._anchor.dtype)
 
     def extra_repr(self) -> str:
         return f"shape={tuple(self.shape)}"
@@ -54,14 +57,6 @@ class StandardLogistic(StandardNormal):
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return -sum_except_batch(F.softplus(z) + F.softplus(-z))
 
-    def sample(
-        self,
-        n: int,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        device = self._anchor.device if device is None else device
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> torch.Tensor:
         u = torch.rand(n, *self.shape, generator=generator, device=device, dtype=self._anchor.dtype)
-        u = u.clamp(torch.finfo(u.dtype).tiny, 1 - torch.finfo(u.dtype).eps)
-        return temperature * torch.logit(u)
+        return torch.logit(u.clamp(torch.finfo(u.dtype).tiny, 1 - torch.finfo(u.dtype).eps))

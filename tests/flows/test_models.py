@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from gen_runner.cli import CONFIG_DIR
 from gen_runner.data.toy import Moons
 from gen_runner.flows.build import flow as build_flow
+from gen_runner.flows.distributions import StandardLogistic
 
 FLOWS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml") if "/base/flow@_here_" in p.read_text())
 
@@ -99,3 +100,12 @@ def test_bad_architecture_options_say_what_to_choose(options: dict, message: str
     shape = (1, 4, 4) if "image" in options else (2,)
     with pytest.raises(ValueError, match=message):
         build_flow(shape, **options)
+
+
+def test_logistic_base_samples_and_density():
+    """NICE's prior: samples with the standard logistic's std pi/sqrt(3); a density summing to 1."""
+    base = StandardLogistic(1).double()
+    samples = base.sample(200_000, generator=torch.Generator().manual_seed(0))
+    assert abs(samples.std().item() - math.pi / math.sqrt(3)) < 0.02 and abs(samples.mean().item()) < 0.02
+    grid = torch.linspace(-40, 40, 80_001, dtype=torch.float64)[:, None]
+    assert math.isclose(base.log_prob(grid).exp().sum().item() * 0.001, 1.0, abs_tol=1e-6)
