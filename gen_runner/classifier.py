@@ -3,6 +3,8 @@
 Its checkpoint is the offline feature extractor of the image metrics for its domain
 (`eval.features=classifier eval.features_ckpt=...`): penultimate features for FID, KID,
 precision/recall, density/coverage, logits for IS, and per-channel digit labels for Stacked MNIST.
+On semi-supervised data (`data.labels_per_class=N`) it trains on the N labelled examples per class
+alone: the baseline a semi-supervised model (model=ssgan) has to beat.
 """
 from __future__ import annotations
 
@@ -15,7 +17,30 @@ from torch import nn
 from gen_runner.base import RunnerModule
 from gen_runner.errors import UserError
 
-__all__ = ["ClassifierModule"]
+__all__ = ["ClassifierModule", "classification_scores"]
+
+
+@torch.no_grad()
+def classification_scores(logits_of: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device) -> dict:
+    """Accuracy, error and mean cross-entropy (nats) of `logits_of` (data as delivered -> class
+    logits) over the labelled examples of `loader`, whose batches start (x, y); hidden labels (-1,
+    a semi-supervised train split) are skipped."""
+    correct = total = 0
+    nll = 0.0
+    for batch in loader:
+        x, y = batch[0].to(device), batch[1].to(device)
+        labelled = y >= 0
+        if not labelled.all():
+            x, y = x[labelled], y[labelled]
+        if not len(y):
+            continue
+        logits = logits_of(x)
+        correct += (logits.argmax(1) == y).sum().item()
+        nll += F.cross_entropy(logits, y, reduction="sum").item()
+        total += len(y)
+    if not total:
+        raise UserError("no labelled examples to score: evaluate on labelled data (eval.split=test, or data=...)")
+    return {"accuracy": correct / total, "error": 1 - correct / total, "nll": nll / total, "num_examples": total}
 
 
 class ClassifierModule(RunnerModule):
@@ -41,7 +66,7 @@ class ClassifierModule(RunnerModule):
         return self.optimizer_factory(self.parameters())
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch
+        x, y = batch[-2:]  # (x, y), or on semi-supervised data (x, y, x_labelled, y_labelled): the labelled pair
         logits = self.net(self.to_unit(x))
         loss = F.cross_entropy(logits, y)
         accuracy = (logits.argmax(1) == y).float().mean()
@@ -54,15 +79,6 @@ class ClassifierModule(RunnerModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    @torch.no_grad()
     def score(self, loader, device: torch.device) -> dict:
-        """Accuracy and mean cross-entropy (nats) over every example of `loader`."""
-        correct = total = 0
-        nll = 0.0
-        for x, y in loader:
-            logits = self.net(self.to_unit(x.to(device)))
-            y = y.to(device)
-            correct += (logits.argmax(1) == y).sum().item()
-            nll += F.cross_entropy(logits, y, reduction="sum").item()
-            total += len(y)
-        return {"accuracy": correct / total, "nll": nll / total, "num_examples": total}
+        """Accuracy, error and mean cross-entropy (nats) over the labelled examples of `loader`."""
+        return classification_scores(lambda x: self.net(self.to_unit(x)), loader, device)

@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gen_runner.cli import CONFIG_DIR, register_resolvers
@@ -57,3 +58,10 @@ def run_directory(proc: subprocess.CompletedProcess, cwd: Path) -> Path:
 
 def read_metrics(directory: Path) -> dict:
     return json.loads((directory / "metrics.json").read_text())
+
+
+def reached(loss: torch.Tensor, nets: dict[str, torch.nn.Module]) -> set[str]:
+    """The names of the nets whose parameters get a nonzero gradient from `loss`."""
+    grads = {name: torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, retain_graph=True)
+             for name, net in nets.items()}
+    return {name for name, gs in grads.items() if any(g is not None and g.abs().sum() > 0 for g in gs)}

@@ -52,7 +52,7 @@ def test_help_lists_commands_groups_and_options_without_importing_lightning():
 
 @pytest.mark.parametrize("args, message", [
     (["fit"], "unknown command 'fit'; choose one of: train, eval, sample"),
-    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: acgan, began, cgan, classifier, cubic_spline_flow, dcgan, gan, glow,"),
+    (["train", "model=stylegan9"], "unknown model 'stylegan9'; choose one of: acgan, began, bigan, cgan, classifier, cubic_spline_flow, dcgan, gan, glow,"),
     (["train", "data=cifar"], "unknown data 'cifar'; choose one of: checkerboard,"),
     (["train", "--multirun", "model=gan,nope"], "unknown model 'nope'"),
 ])

@@ -4,6 +4,13 @@ Every module yields batches `(x,)` or `(x, y)` with labels. Points are float32 `
 are their discrete pixel values as uint8 `[B, C, H, W]` with `num_levels` grey levels. Each model
 maps images to what it needs on the device (GANs: [-1, 1]; flows: uniformly dequantized values),
 so bits/dim is measured against the discrete data. Splits are seeded and deterministic.
+
+Semi-supervised data (`labels_per_class=N`, labelled data only): the train split keeps the labels
+of N seeded examples per class and hides the others (-1), and its batches are
+`(x, y, x_labelled, y_labelled)`: the labelled set tiled, in seeded permutations, to the split's
+length, so each batch has as many labelled examples as unlabelled ones, as Salimans et al. 2016's
+code feeds them. Val and test keep every label. Unsupervised models read `x` alone, classifiers
+the labelled pair.
 """
 from __future__ import annotations
 
@@ -34,10 +41,15 @@ class GenDataModule(L.LightningDataModule):
     num_levels: int | None = None  # grey levels of image data; None for points
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1):
+                 val_fraction: float = 0.1, test_fraction: float = 0.1, labels_per_class: int | None = None):
         super().__init__()
+        if labels_per_class is not None and (isinstance(labels_per_class, bool) or not isinstance(labels_per_class, int)
+                                             or labels_per_class < 1):
+            raise UserError(f"data.labels_per_class={labels_per_class!r}: keep a whole number of labels per class, "
+                            "at least 1 (or null to keep every label)")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.labels_per_class = labels_per_class
         self.splits: dict[str, TensorData] | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -57,10 +69,38 @@ class GenDataModule(L.LightningDataModule):
         return {k: (x[i], None if y is None else y[i]) for k, i in parts.items()}
 
     # -- Lightning hooks -----------------------------------------------------------------------
+    def _few_labels(self, parts: dict[str, tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, ...]:
+        """The train split as (x, y, x_labelled, y_labelled): `labels_per_class` labels of each class
+        kept (the first of each class in a permutation seeded by the data seed), the others -1; the
+        labelled examples tiled in fresh seeded permutations to the split's length."""
+        n = self.labels_per_class
+        x, y = parts["train"]
+        if y is None:
+            raise UserError(f"data.labels_per_class={n}: {type(self).__name__} has no labels; use labelled data "
+                            "(digits, mnist, fashion_mnist, a tensor_file with labels y, an image_folder with class "
+                            "subfolders) or drop data.labels_per_class")
+        num_classes = int(max(v.max() for _, v in parts.values() if v is not None and len(v))) + 1
+        counts = torch.bincount(y, minlength=num_classes)
+        short = [c for c in range(num_classes) if counts[c] < n]
+        if short:
+            raise UserError(f"data.labels_per_class={n}: class {short[0]} has only {int(counts[short[0]])} training "
+                            f"examples ({len(short)} classes have fewer than {n}); lower data.labels_per_class")
+        g = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(len(y), generator=g)
+        keep = torch.cat([order[y[order] == c][:n] for c in range(num_classes)])
+        hidden = torch.full_like(y, -1)
+        hidden[keep] = y[keep]
+        copies = -(-len(y) // len(keep))
+        tiled = torch.cat([keep[torch.randperm(len(keep), generator=g)] for _ in range(copies)])[: len(y)]
+        return x, hidden, x[tiled], y[tiled]
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.splits = {k: TensorData(x) if y is None else TensorData(x, y)
-                           for k, (x, y) in self._split().items()}
+            parts = self._split()
+            splits = {k: (x,) if y is None else (x, y) for k, (x, y) in parts.items()}
+            if self.labels_per_class is not None:
+                splits["train"] = self._few_labels(parts)
+            self.splits = {k: TensorData(*tensors) for k, tensors in splits.items()}
 
     def train_dataloader(self) -> ResumableLoader:
         trainer = self.trainer
@@ -101,8 +141,11 @@ class GenDataModule(L.LightningDataModule):
 
     def describe(self) -> dict:
         """What a checkpoint records about its data, so eval and sample need no data at all."""
-        return {"shape": list(self.shape), "kind": self.kind, "num_levels": self.num_levels,
+        info = {"shape": list(self.shape), "kind": self.kind, "num_levels": self.num_levels,
                 "num_classes": self.num_classes}
+        if self.labels_per_class is not None:  # semi-supervised data: the train split hides most labels
+            info["labels_per_class"] = self.labels_per_class
+        return info
 
 
 class ToyDataModule(GenDataModule):

@@ -37,6 +37,10 @@ class ConditionalGANModule(GANModule):
         if not num_classes:
             raise UserError("conditional GANs (model=cgan, acgan) need labelled data: data=digits, mnist, "
                             "fashion_mnist, a tensor_file with labels (y) or an image_folder with class subfolders")
+        if data.get("labels_per_class"):
+            raise UserError(f"conditional GANs (model=cgan, acgan) need every training label, but "
+                            f"data.labels_per_class={data['labels_per_class']} hides most; drop it (or train the "
+                            "semi-supervised model=ssgan)")
         if kwargs.get("pack", 1) != 1:
             raise ValueError(f"model.pack={kwargs['pack']}: the discriminator judges one example with its label; "
                              "set model.pack=1")

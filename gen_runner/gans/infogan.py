@@ -15,12 +15,13 @@ sum_k lambda_k (-log Q(c_k | x)) averaged over the batch: cross-entropy for a ca
 (c - mu)^2 / 2 + log(2 pi) / 2 for a continuous one; H(c) is a constant and is only logged,
 as `train/mi_bound` = H(c) - mean(-log Q(c | x)) (unweighted, in nats; log K at best for a K-way
 code alone). The paper sets lambda = 1 for discrete codes and "a smaller lambda" for continuous
-ones, "to ensure lambda L_I is on the same scale as the GAN objective" (sec. 7): defaults 1 and 0.1.
+ones, "to ensure lambda L_I is on the same scale as the GAN objective" (sec. 7): defaults 1 and 0.1
+(the authors' MNIST code weights both by 1, `info_reg_coeff`: set lambda_continuous=1 for it).
 
 `draw_noise` returns G's whole input [z, c], so sampling, eval and latent walks work unchanged;
 `traverse` holds z fixed and varies the codes (the paper's fig. 2). Not reproduced: Q's own
-hidden layer (128 units, BatchNorm, leaky ReLU in the paper), the paper's D/Q learning rates
-(2e-4 / 1e-3 for G and D as in its appendix; one optimizer for D and Q here).
+hidden layer (128 units, BatchNorm, leaky ReLU in the paper). Q's parameters are trained with D's
+(one optimizer, as the authors' code: lr 2e-4 for D and Q, 1e-3 for G, model.lr_d / lr_g).
 """
 from __future__ import annotations
 

@@ -133,7 +133,7 @@ class GANModule(GenerativeModule):
 
     # -- training ----------------------------------------------------------------------------
     def generator_parameters(self) -> Iterable[nn.Parameter]:
-        """What the generator's optimizer updates (VEEGAN adds its reconstructor)."""
+        """What the generator's optimizer updates (BiGAN and VEEGAN add their encoder)."""
         return self.generator.parameters()
 
     def configure_optimizers(self):

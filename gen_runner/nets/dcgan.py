@@ -83,14 +83,15 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 
 class DCGANDiscriminator(nn.Module):
-    """images [B, C, H, W] in [-1, 1] -> one logit per image.
+    """images [B, C, H, W] in [-1, 1] -> one logit per image ([B]), or `out_features` outputs per
+    image ([B, out_features]: an encoder x -> z built the same way, as BiGAN's and ALI's are).
 
     `norm="layer"` or `"none"` replaces the hidden layers' BatchNorm (a critic with a gradient
     penalty must not normalise across the batch); `minibatch_stddev` appends Karras et al.'s
     minibatch standard-deviation channel before the last convolution."""
 
     def __init__(self, data_shape: Sequence[int], base_channels: int = 64, norm: str = "batch",
-                 minibatch_stddev: bool = False):
+                 minibatch_stddev: bool = False, out_features: int = 1):
         super().__init__()
         c, s0, k = _layout(data_shape)
         width = base_channels
@@ -101,9 +102,11 @@ class DCGANDiscriminator(nn.Module):
             width *= 2
         if minibatch_stddev:
             layers.append(MinibatchStdDev())
-        layers.append(nn.Conv2d(width + minibatch_stddev, 1, s0, 1, 0))  # the s0 x s0 map -> one logit
+        layers.append(nn.Conv2d(width + minibatch_stddev, out_features, s0, 1, 0))  # the s0 x s0 map -> outputs
         self.net = nn.Sequential(*layers)
+        self.out_features = out_features
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+        out = self.net(x).flatten(1)
+        return out.squeeze(1) if self.out_features == 1 else out

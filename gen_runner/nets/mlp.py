@@ -34,7 +34,7 @@ def normal_init(module: nn.Module, std: float) -> None:
 
 
 def make_activation(name: str) -> nn.Module:
-    """An activation module by name: relu, leaky_relu (slope 0.2, as DCGAN), tanh, elu, gelu, silu."""
+    """An activation module by name: relu, leaky_relu (slope 0.2, as DCGAN), tanh, elu, gelu, silu, softplus."""
     table = {
         "relu": nn.ReLU,
         "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -42,6 +42,7 @@ def make_activation(name: str) -> nn.Module:
         "elu": nn.ELU,
         "gelu": nn.GELU,
         "silu": nn.SiLU,
+        "softplus": nn.Softplus,
     }
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(table)}")

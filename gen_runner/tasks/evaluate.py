@@ -1,6 +1,6 @@
 """`gen-runner eval`: the family's metrics for a checkpoint, on its own test split or other data.
 
-Classifiers: `accuracy` and `nll` on the split. Flows: `nll` (nats per example) and, for images,
+Classifiers: `accuracy`, `error` and `nll` on the split. Flows: `nll` (nats per example) and, for images,
 `bpd`, both the importance-weighted dequantization bound over `eval.iw_samples` draws per image.
 GANs on the 2-D mixtures: `modes`, `high_quality_pct` and `reverse_kl` on 2,500 samples, as in
 PacGAN/VEEGAN. Generators on images, with `eval.features=`: FID, KID, IS, precision/recall,
@@ -9,6 +9,9 @@ also `class_accuracy`: the share of samples the classifier assigns their intende
 drawn uniformly over the classes); InfoGAN, with a classifier's features, also `code_accuracy`:
 how well its first categorical code predicts the classifier's label (best code-to-class map); on
 Stacked MNIST with a digit classifier, the modes captured out of 1,000 and the KL to uniform.
+GANs that also classify (ssgan: D's K class logits): `accuracy` and `error` on the labelled split.
+Models with an encoder (BiGAN, VEEGAN): `reconstruction_mse` and, on labelled data,
+`probe_accuracy` (gen_runner/metrics/inference.py).
 metrics.json's `protocol` says how each was measured.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
@@ -25,6 +29,7 @@ from gen_runner.data.toy import GaussianMixture
 from gen_runner.errors import UserError
 from gen_runner.metrics.features import ClassifierFeatures, channel_labels, extract, make_extractor, real_features
 from gen_runner.metrics.fidelity import class_accuracy, code_accuracy
+from gen_runner.metrics.inference import encode_split, linear_probe, reconstruction_mse
 from gen_runner.metrics.likelihood import likelihood
 from gen_runner.metrics.modes import mode_coverage, stacked_modes
 from gen_runner.metrics.suite import fidelity_metrics
@@ -70,6 +75,18 @@ def _classifier_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
     return metrics, {"split": cfg.eval.split, "num_examples": n, "unit": "nll: nats per example"}
 
 
+def _classification_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
+    """A GAN whose discriminator classifies (ssgan): its accuracy and error on the split's labels."""
+    if dm.num_classes is None:
+        log.warning("no accuracy: the data has no labels")
+        return {}, {}
+    scores, n = _pooled([model.score(dm.loader(s), device) for s in _splits(cfg.eval)])
+    return {"accuracy": scores["accuracy"], "error": scores["error"]}, {
+        "split": cfg.eval.split, "num_classified": n,
+        "accuracy": "the discriminator's argmax over the K data classes against the labels of the split "
+                    "(every labelled example; hidden train labels skipped); error = 1 - accuracy"}
+
+
 def _mode_metrics(cfg, model, dm) -> tuple[dict, dict]:
     distribution = dm.distribution
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -78,6 +95,23 @@ def _mode_metrics(cfg, model, dm) -> tuple[dict, dict]:
     protocol = {"num_samples": cfg.eval.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
                 "assignment": "nearest mode; captured = at least one sample within 3 std",
                 "reverse_kl": "KL(generated mode histogram || uniform), nats"}
+    return metrics, protocol
+
+
+def _inference_metrics(cfg, model, dm, device) -> tuple[dict, dict]:
+    """Models with an encoder (BiGAN, VEEGAN): reconstruction error, and a linear probe on E(x)."""
+    loaders = [dm.loader(s) for s in _splits(cfg.eval)]
+    n = sum(len(loader.dataset) for loader in loaders)
+    metrics = {"reconstruction_mse": sum(reconstruction_mse(model, loader, device) * len(loader.dataset)
+                                         for loader in loaders) / n}
+    protocol = {"reconstruction_mse": "mean over the split of ||x - G(E(x))||^2 in data space "
+                                      "(images in [0, 1]: per pixel; points: squared distance)"}
+    if dm.num_classes is not None and cfg.eval.split != "train":
+        evaluated = [encode_split(model, loader, device) for loader in loaders]
+        test = tuple(np.concatenate(parts) for parts in zip(*evaluated))
+        metrics["probe_accuracy"] = linear_probe(encode_split(model, dm.loader("train"), device), test, cfg.seed)
+        protocol["probe_accuracy"] = ("logistic regression (standardised features, L2, C = 1) on E(x), fitted on "
+                                      "the train split, accuracy on the evaluated split")
     return metrics, protocol
 
 
@@ -147,10 +181,18 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics, protocol = _flow_metrics(cfg, model, dm, device)
     if family == "gan" and isinstance(dm, ToyDataModule) and isinstance(dm.distribution, GaussianMixture):
         metrics, protocol = _mode_metrics(cfg, model, dm)
+    if hasattr(model, "encode"):
+        extra, extra_protocol = _inference_metrics(cfg, model, dm, device)
+        metrics.update(extra)
+        protocol.update(extra_protocol)
     if family in ("gan", "flow") and cfg.eval.features:
         if not model.is_image:
             raise UserError("eval.features applies to images; this model generates points")
         extra, extra_protocol = _image_metrics(cfg, model, dm, device, data_cfg)
+        metrics.update(extra)
+        protocol.update(extra_protocol)
+    if family == "gan" and hasattr(model, "score"):
+        extra, extra_protocol = _classification_metrics(cfg, model, dm, device)
         metrics.update(extra)
         protocol.update(extra_protocol)
     if not metrics:

@@ -9,8 +9,10 @@ PNG row per class) instead of `num_samples`, and write the samples' labels to la
 and `arithmetic` (Radford et al. 2015's vector arithmetic, arithmetic.png: a row per operand, then
 the result) and, for InfoGAN, `traverse` (traverse.png: a row per value of the first categorical
 code, continuous code `code` swept over [-span, span] along the `steps` columns, as the InfoGAN
-paper's fig. 2). Every mode writes what its picture shows, row by row, to samples.pt / samples.npy
-(and the labels of a conditional model's samples to labels.npy).
+paper's fig. 2) and, for models with an encoder (BiGAN, VEEGAN), `reconstruct` (reconstruct.png:
+the first `num_samples` examples of the checkpoint's test split in rows of `steps`, each row
+followed by its reconstructions G(E(x))). Every mode writes what its picture shows, row by row, to
+samples.pt / samples.npy (and the labels of a conditional model's samples to labels.npy).
 """
 from __future__ import annotations
 
@@ -71,6 +73,9 @@ def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.
         labels = None if parts["result_labels"] is None else torch.cat([parts["operand_labels"].flatten(),
                                                                         parts["result_labels"]])
         layout = [operands.shape[1]] * len(operands) + [len(results)]
+    elif cfg.mode == "reconstruct":
+        samples, layout = _reconstructions(cfg, model, labels)
+        return samples, None, layout
     elif cfg.mode == "traverse":
         if not hasattr(model, "traverse_inputs"):
             raise UserError("mode=traverse varies an InfoGAN's latent codes: pass a model=infogan checkpoint")
@@ -78,8 +83,25 @@ def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.
         noise = model.traverse_inputs(cfg.code, rows, cfg.steps, cfg.span, generator)
         layout = cfg.steps
     else:
-        raise UserError(f"mode={cfg.mode!r}: choose samples, interpolate, arithmetic or traverse")
+        raise UserError(f"mode={cfg.mode!r}: choose samples, interpolate, arithmetic, traverse or reconstruct")
     return _decode(model, noise, labels, cfg.temperature, cfg.batch_size), labels, layout
+
+
+def _reconstructions(cfg: DictConfig, model, labels) -> tuple[torch.Tensor, int]:
+    """The first `num_samples` examples of the checkpoint's test split and G(E(x)), in row pairs."""
+    if not hasattr(model, "reconstruct"):
+        raise UserError("mode=reconstruct needs a model with an encoder: pass a model=bigan (or veegan) checkpoint")
+    if labels is not None:
+        raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
+    info = common.load_checkpoint(cfg.ckpt_path)["gen_runner"]
+    dm = common.build_datamodule(info["config"]["data"], info["config"]["seed"],
+                                 what=f"data={info['choices'].get('data')} (the checkpoint's)")
+    x = dm.splits["test"].tensors[0][: cfg.num_samples]
+    step = cfg.batch_size or len(x)
+    recon = torch.cat([model.reconstruct(x[i : i + step]).cpu() for i in range(0, len(x), step)])
+    rows = [part for pair in zip(torch.split(model.to_unit(x), cfg.steps), torch.split(recon, cfg.steps))
+            for part in pair]
+    return torch.cat(rows), [len(r) for r in rows]
 
 
 def _picture(samples: torch.Tensor, layout: list[int] | int | None, path) -> Path:

@@ -252,3 +252,20 @@ def test_unconditional_checkpoints_refuse_labels(make_config):
     for option in ("labels=[1]", "per_class=2"):
         with pytest.raises(UserError, match=r"holds an unconditional model \(model=dcgan\)"):
             sample(make_config("sample", f"ckpt_path={ckpt}", option))
+
+
+def test_labels_from_image_folder_subfolders_reach_a_conditional_gan(make_config, tmp_path):
+    """Class subfolders become labels (sorted names); each batch's labels stay with their images."""
+    for label, (name, shade) in enumerate([("cats", 20), ("dogs", 230)]):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.full((8, 8), shade + i, np.uint8)).save(tmp_path / "pets" / name / f"{i}.png")
+    cfg = make_config("train", "model=cgan", "data=image_folder", f"data.path={tmp_path / 'pets'}", "data.size=8",
+                      "data.channels=1", "data.batch_size=8", *SMALL, "trainer.max_steps=2", *FAST)
+    dm = common.build_datamodule(cfg.data, 0)
+    assert dm.num_classes == 2
+    x, y = next(iter(dm.loader("train", shuffle=True)))
+    assert ((x.float().flatten(1).mean(1) > 128).long() == y).all()  # dogs (label 1) are the light images
+    metrics = train(cfg)
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert common.load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["gen_runner"]["data"]["num_classes"] == 2

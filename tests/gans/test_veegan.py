@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import FAST
+from helpers import FAST, reached
 from gen_runner.gans.regularizers import R1
 from gen_runner.gans.veegan import VEEGANModule
+from gen_runner.nets.gan import JointDiscriminator
 from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
 from gen_runner.tasks.train import train
 
@@ -27,9 +28,9 @@ def make(**kwargs):
     """G(z) = z, F(x) = 2 x, D(z, x) = z_1 + x_2 (z, x in R^2)."""
     return VEEGANModule(
         generator=lambda latent_dim, data_shape: linear(2, 2, [[1.0, 0.0], [0.0, 1.0]]),
-        discriminator=lambda data_shape: nn.Sequential(linear(data_shape[0], 1, [[1.0, 0.0, 0.0, 1.0]]),
-                                                       nn.Flatten(0)),
-        reconstructor=lambda in_features, out_features: linear(in_features, out_features, [[2.0, 0.0], [0.0, 2.0]]),
+        discriminator=lambda data_shape, latent_dim: JointDiscriminator(
+            nn.Flatten(), nn.Identity(), nn.Sequential(linear(4, 1, [[1.0, 0.0, 0.0, 1.0]]), nn.Flatten(0))),
+        reconstructor=lambda data_shape, latent_dim: linear(2, 2, [[2.0, 0.0], [0.0, 2.0]]),
         data={"shape": [2]}, latent_dim=2, **kwargs)
 
 
@@ -70,18 +71,14 @@ def test_each_loss_reaches_only_its_networks():
     gan.noise_batch = Z
     fake = gan.generator(Z)
 
-    def reached(loss):
-        nets = {"G": gan.generator, "F": gan.reconstructor, "D": gan.discriminator}
-        grads = {name: torch.autograd.grad(loss, list(net.parameters()), allow_unused=True, retain_graph=True)
-                 for name, net in nets.items()}
-        return {name for name, gs in grads.items() if any(g is not None and g.abs().sum() > 0 for g in gs)}
+    nets = {"G": gan.generator, "F": gan.encoder, "D": gan.discriminator}
 
     g = gan.generator_loss(REAL, fake)
-    assert reached(g["train/g_loss"]) == {"G", "D"}  # D's weights are frozen in the base step
-    assert reached(g["train/reconstruction"]) == {"G", "F"}
-    assert reached(gan.discriminator_loss(REAL, fake)["train/d_loss"]) == {"D"}
+    assert reached(g["train/g_loss"], nets) == {"G", "D"}  # D's weights are frozen in the base step
+    assert reached(g["train/reconstruction"], nets) == {"G", "F"}
+    assert reached(gan.discriminator_loss(REAL, fake)["train/d_loss"], nets) == {"D"}
     owned = {id(p) for p in gan.generator_parameters()}
-    assert owned == {id(p) for p in [*gan.generator.parameters(), *gan.reconstructor.parameters()]}
+    assert owned == {id(p) for p in [*gan.generator.parameters(), *gan.encoder.parameters()]}
 
 
 @pytest.mark.parametrize("kwargs, message", [({"pack": 2}, "model.pack=2"), ({"regularizers": [R1()]}, "regularizer")])
@@ -91,7 +88,7 @@ def test_refuses_packing_and_regularizers(kwargs, message):
 
 
 SMALL = ["model.latent_dim=8", "model.generator.mlp.hidden=[16,16]", "model.discriminator.mlp.hidden=[16]",
-         "model.reconstructor.hidden=[16]"]
+         "model.reconstructor.mlp.hidden=[16]"]
 DATA = {"ring8": ["data=ring8", "data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"],
         "digits": ["data=digits", "data.batch_size=32", "model.generator.conv.base_channels=4"]}
 
@@ -103,7 +100,7 @@ def test_trains_on_points_and_images(make_config, data):
     metrics = train(cfg)
     ckpt = load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")
     assert ckpt["global_step"] == 3
-    assert any(k.startswith("reconstructor.") for k in ckpt["state_dict"])
+    assert any(k.startswith("encoder.") for k in ckpt["state_dict"])
     assert {"train/d_loss", "train/g_loss", "train/reconstruction"} <= metrics.keys()
     assert all(math.isfinite(v) for v in metrics.values())
     assert model_from_checkpoint(ckpt).sample(5).shape[0] == 5
