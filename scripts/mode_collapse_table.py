@@ -8,7 +8,8 @@ published numbers.
         [--models gan,pacgan2,...] [--datasets ring8,grid25] [--include DIR ...]
 
 `--include` folds the evaluated runs of earlier invocations (their --out directories) into the
-table, so a grid can be trained in parts (other seeds, other models) and tabulated once.
+table, so a grid can be trained in parts (other seeds, other models) and tabulated once
+(`--tabulate`: train nothing, only tabulate the included directories).
 
 `--jobs N` trains N runs at once in separate processes (Hydra's joblib launcher), one torch thread
 each: on 2 cores that is about 1.6x the throughput of one run with two threads. The table lands in
@@ -81,9 +82,28 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--include", type=Path, nargs="*", default=[], help="earlier --out directories to tabulate too")
+    parser.add_argument("--tabulate", action="store_true", help="train nothing: tabulate the --include directories")
     parser.add_argument("--out", type=Path, default=Path("outputs") / "mode_collapse" / time.strftime("%Y%m%d-%H%M%S"))
     args = parser.parse_args()
     models, datasets = args.models.split(","), args.datasets.split(",")
+    trained = None
+    if not args.tabulate:
+        trained = train_and_evaluate(args, models, datasets)
+    results: dict[tuple[str, str], list[dict]] = {}
+    outs = args.include if args.tabulate else [args.out, *args.include]
+    for path in sorted(p for out in outs for p in (out / "eval").glob("*/metrics.json")):
+        metrics = json.loads(path.read_text())
+        protocol = metrics["protocol"]
+        results.setdefault((protocol["data"], protocol["model"]), []).append(metrics)
+    text = (f"# Mode collapse on the 2-D mixtures ({args.budget} budget)\n\n" + table(results, models, datasets)
+            + ("\n" if trained is None else f"\nTraining took {trained / 60:.1f} min with {args.jobs} parallel job(s).\n"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mode_collapse_table.md").write_text(text)
+    print(text)
+
+
+def train_and_evaluate(args, models: list[str], datasets: list[str]) -> float:
+    """Train the grid as one multirun and evaluate every checkpoint; the training time in seconds."""
     start = time.perf_counter()
     gen_runner("train", "--multirun", f"experiment={','.join('modes_' + d for d in datasets)}",
                f"model={','.join(models)}", f"seed={args.seeds}",
@@ -93,17 +113,7 @@ def main() -> None:
     trained = time.perf_counter() - start
     checkpoints = sorted(str(p) for p in (args.out / "train").glob("*/checkpoints/last.ckpt"))
     gen_runner("eval", "--multirun", f"ckpt_path={','.join(checkpoints)}", f"hydra.sweep.dir={args.out / 'eval'}")
-
-    results: dict[tuple[str, str], list[dict]] = {}
-    for path in sorted(p for out in (args.out, *args.include) for p in (out / "eval").glob("*/metrics.json")):
-        metrics = json.loads(path.read_text())
-        protocol = metrics["protocol"]
-        results.setdefault((protocol["data"], protocol["model"]), []).append(metrics)
-    text = (f"# Mode collapse on the 2-D mixtures ({args.budget} budget)\n\n"
-            + table(results, models, datasets)
-            + f"\nTraining took {trained / 60:.1f} min with {args.jobs} parallel job(s).\n")
-    (args.out / "mode_collapse_table.md").write_text(text)
-    print(text)
+    return trained
 
 
 if __name__ == "__main__":
