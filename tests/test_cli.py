@@ -281,6 +281,10 @@ def test_mode_collapse_table_script(tmp_path):
     table = (tmp_path / "b" / "mode_collapse_table.md").read_text()
     assert "| ring8 | pacgan2 |" in table and "PacGAN T1: 7.9 / 95.6 / 0.07" in table and "±" in table
     assert "over 2 seed(s)" in table
+    subprocess.run([*common, "--tabulate", "--out", str(tmp_path / "c"), "--include", str(tmp_path / "a"),
+                    str(tmp_path / "b")], check=True, cwd=tmp_path)
+    assert (tmp_path / "c" / "mode_collapse_table.md").read_text() == table.split("\nTraining took")[0] + "\n"
+    assert not (tmp_path / "c" / "train").exists()
 
 
 @pytest.mark.slow
