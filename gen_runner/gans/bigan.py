@@ -13,6 +13,10 @@ objective softplus(-D(G(z), z)) + softplus(D(x, E(x))), the non-saturating form 
 `model.objective.generator_loss=minimax` plays -V instead). Any objective's d_loss swapped this way
 gives E and G their side of it (Wasserstein: E[D(G(z), z)] - E[D(x, E(x))]).
 
+BiGAN's encoder is deterministic; ALI's is stochastic (`stochastic_encoder`): E outputs a mean and
+a log standard deviation, and z = mu(x) + sigma(x) eps, eps ~ N(0, I), reparametrised (ALI's
+sec. 2.3), so the pairs (x, E(x)) are drawn from q(z | x).
+
 `sample mode=reconstruct` draws data next to G(E(x)); `eval` reports `reconstruction_mse` and,
 on labelled data, `probe_accuracy`, a linear classifier on E(x) (gen_runner/metrics/inference.py).
 No packing and no regularizer terms: D judges single pairs (GradientPenalty and R1 differentiate
@@ -40,7 +44,8 @@ class BiGANModule(GANModule):
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  encoder: Callable[..., nn.Module], objective: Objective | None, data: dict,
-                 optimizer: Callable[..., torch.optim.Optimizer] | None = None, latent_dim: int = 100, **kwargs):
+                 optimizer: Callable[..., torch.optim.Optimizer] | None = None, latent_dim: int = 100,
+                 stochastic_encoder: bool = False, **kwargs):
         name = type(self).__name__.removesuffix("Module")
         if kwargs.get("pack", 1) != 1:
             raise ValueError(f"model.pack={kwargs['pack']}: {name}'s discriminator judges single (x, z) pairs; "
@@ -49,7 +54,8 @@ class BiGANModule(GANModule):
             raise ValueError(f"model.regularizers: {name} takes no regularizer terms; set model.regularizers=[]")
         super().__init__(generator, functools.partial(discriminator, latent_dim=latent_dim), objective, data,
                          optimizer, latent_dim, **kwargs)
-        self.encoder = encoder(data_shape=self.data_shape, latent_dim=latent_dim)
+        self.stochastic_encoder = stochastic_encoder
+        self.encoder = encoder(data_shape=self.data_shape, latent_dim=latent_dim * (2 if stochastic_encoder else 1))
         self.noise_batch: torch.Tensor | None = None
 
     def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -57,9 +63,13 @@ class BiGANModule(GANModule):
         self.noise_batch = super().draw_noise(n, generator)
         return self.noise_batch
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x): examples in model space -> latents."""
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """E(x): examples in model space -> latents; a stochastic encoder's draw, or its mean
+        (`sample=False`, the features a linear probe reads)."""
+        if not self.stochastic_encoder:
+            return self.encoder(x)
+        mean, log_std = self.encoder(x).chunk(2, dim=1)
+        return mean + log_std.exp() * torch.randn_like(mean) if sample else mean
 
     def pair_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """D's logit for each (x, z) pair; high for data pairs."""

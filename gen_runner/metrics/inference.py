@@ -19,10 +19,10 @@ __all__ = ["encode_split", "reconstruction_mse", "linear_probe"]
 
 @torch.no_grad()
 def encode_split(model, loader, device) -> tuple[np.ndarray, np.ndarray | None]:
-    """(E(x) [N, latent_dim], labels [N] or None) over every example of `loader`."""
+    """(E(x) [N, latent_dim] (a stochastic encoder's mean), labels [N] or None) over every example of `loader`."""
     features, labels = [], []
     for batch in loader:
-        features.append(model.encode(model.preprocess(batch[0].to(device))).cpu())
+        features.append(model.encode(model.preprocess(batch[0].to(device)), sample=False).cpu())
         if len(batch) > 1:
             labels.append(batch[1])
     return torch.cat(features).numpy(), torch.cat(labels).numpy() if labels else None

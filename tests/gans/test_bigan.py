@@ -85,6 +85,23 @@ def test_each_loss_reaches_only_its_networks():
                                                                             *gan.encoder.parameters()]}
 
 
+def test_alis_stochastic_encoder_draws_reparametrised_latents():
+    """E(x) = [mu, log sigma] = [1, 2, log 0.5, log 3] for every x: z ~ N((1, 2), diag(0.25, 9))."""
+    gan = BiGANModule(lambda latent_dim, data_shape: nn.Identity(), lambda data_shape, latent_dim: nn.Identity(),
+                      lambda data_shape, latent_dim: nn.Linear(2, latent_dim), StandardGAN(), {"shape": [2]},
+                      latent_dim=2, stochastic_encoder=True)
+    with torch.no_grad():
+        gan.encoder.weight.zero_()
+        gan.encoder.bias.copy_(torch.tensor([1.0, 2.0, math.log(0.5), math.log(3.0)]))
+    torch.manual_seed(0)
+    z = gan.encode(torch.randn(20000, 2))
+    torch.testing.assert_close(z.mean(0), torch.tensor([1.0, 2.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.tensor([0.5, 3.0]), atol=0.05, rtol=0)
+    assert gan.encode(torch.randn(3, 2), sample=False).tolist() == [[1.0, 2.0]] * 3
+    z.sum().backward()  # the draw is differentiable in E's outputs
+    assert gan.encoder.bias.grad[2:].abs().min() > 0
+
+
 @pytest.mark.parametrize("kwargs, message", [({"pack": 2}, "model.pack=2"),
                                              ({"regularizers": [object()]}, "regularizer")])
 def test_refuses_packing_and_regularizers(kwargs, message):
@@ -132,7 +149,9 @@ def test_the_encoder_learns_an_approximate_inverse_on_2d_data(make_config):
 
 @pytest.mark.parametrize("kind", ["mlp", "conv"])
 def test_train_eval_and_reconstruct_on_digits(make_config, kind):
+    """BiGAN's MLPs, and ALI's conv nets with its stochastic encoder."""
     nets = [f"model.{net}.kind={kind}" for net in ("generator", "encoder", "discriminator")]
+    nets += ["model.stochastic_encoder=true"] if kind == "conv" else []
     cfg = make_config("train", "model=bigan", "data=digits", "data.batch_size=32", "trainer.max_steps=2",
                       "model.latent_dim=8", "model.generator.mlp.hidden=[16]", "model.encoder.mlp.hidden=[16]",
                       "model.discriminator.mlp.hidden=[16]", "model.generator.conv.base_channels=4",
