@@ -67,8 +67,8 @@ def joint_discriminator(data_shape: Sequence[int], latent_dim: int, kind: str = 
                         ) -> JointDiscriminator:
     """A discriminator of (x, z) pairs. `mlp`: an MLPDiscriminator(**mlp) on [z, flattened x]
     (BiGAN's permutation-invariant MNIST D, VEEGAN's D). `conv`: DCGAN's discriminator body on x
-    (up to its s0 x s0 feature map), z through `z_hidden` LeakyReLU layers, then an
-    MLPDiscriminator(**joint) on both (ALI's layout). Either way z may first pass `z_hidden` layers."""
+    (up to its s0 x s0 feature map), then an MLPDiscriminator(**joint) on both (ALI's layout).
+    Either way z may first pass `z_hidden` LeakyReLU layers (ALI's D_z)."""
     z_net = nn.Sequential(*hidden_layers(latent_dim, z_hidden, "leaky_relu"))
     z_width = z_hidden[-1] if z_hidden else latent_dim
     if net_kind(kind, data_shape) == "mlp":

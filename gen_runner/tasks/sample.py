@@ -54,7 +54,7 @@ def _decode(model, noise: torch.Tensor, labels: torch.Tensor | None, temperature
                       for i in range(0, len(noise), step)])
 
 
-def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.Generator
+def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.Generator, info: dict
           ) -> tuple[torch.Tensor, torch.Tensor | None, list[int] | int | None]:
     """(samples, their labels or None, the picture's layout: images a row, or each row's length)."""
     n = cfg.num_samples if labels is None else len(labels)
@@ -74,7 +74,7 @@ def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.
                                                                         parts["result_labels"]])
         layout = [operands.shape[1]] * len(operands) + [len(results)]
     elif cfg.mode == "reconstruct":
-        samples, layout = _reconstructions(cfg, model, labels)
+        samples, layout = _reconstructions(cfg, model, labels, info)
         return samples, None, layout
     elif cfg.mode == "traverse":
         if not hasattr(model, "traverse_inputs"):
@@ -87,13 +87,13 @@ def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.
     return _decode(model, noise, labels, cfg.temperature, cfg.batch_size), labels, layout
 
 
-def _reconstructions(cfg: DictConfig, model, labels) -> tuple[torch.Tensor, int]:
-    """The first `num_samples` examples of the checkpoint's test split and G(E(x)), in row pairs."""
+def _reconstructions(cfg: DictConfig, model, labels, info: dict) -> tuple[torch.Tensor, list[int]]:
+    """The first `num_samples` examples of the checkpoint's test split and G(E(x)), in row pairs;
+    `info`: the checkpoint's run record."""
     if not hasattr(model, "reconstruct"):
         raise UserError("mode=reconstruct needs a model with an encoder: pass a model=bigan (or veegan) checkpoint")
     if labels is not None:
         raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
-    info = common.load_checkpoint(cfg.ckpt_path)["gen_runner"]
     dm = common.build_datamodule(info["config"]["data"], info["config"]["seed"],
                                  what=f"data={info['choices'].get('data')} (the checkpoint's)")
     x = dm.splits["test"].tensors[0][: cfg.num_samples]
@@ -128,7 +128,7 @@ def sample(cfg: DictConfig) -> torch.Tensor:
     device = common.device_for(cfg.trainer)
     model = common.model_from_checkpoint(ckpt).to(device)
     labels = _labels(cfg, model, info)
-    samples, labels, layout = _draw(cfg, model, labels, torch.Generator().manual_seed(cfg.seed))
+    samples, labels, layout = _draw(cfg, model, labels, torch.Generator().manual_seed(cfg.seed), info)
     out = common.run_dir() / "samples"
     out.mkdir(parents=True, exist_ok=True)
     torch.save(samples, out / "samples.pt")
