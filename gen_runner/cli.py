@@ -15,8 +15,8 @@ __all__ = ["main", "CONFIG_DIR", "COMMANDS"]
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 COMMANDS = {
     "train": "train a model (GAN or flow) and save checkpoints, samples, TensorBoard logs",
-    "eval": "score a checkpoint: flows nll / bits-per-dim, GANs mode coverage on 2-D mixtures",
-    "sample": "draw samples from a checkpoint: PNG grid or scatter, .pt and .npy",
+    "eval": "score a checkpoint: nll, bits/dim, 2-D modes, FID/KID/IS (eval.features=), accuracy, reconstruction",
+    "sample": "draw from a checkpoint (mode=samples|interpolate|arithmetic|traverse|reconstruct): PNG, .pt, .npy",
     "report": "a leaderboard (markdown, CSV, scalar plots) of the runs below directories",
 }
 HIDDEN_GROUPS = ("base", "hydra")
