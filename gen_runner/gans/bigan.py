@@ -11,7 +11,7 @@ distributions match, so E inverts G (the paper's Theorem 2). As the paper's sec.
 E and G minimise D's loss with the pairs' labels swapped ("inverting the labels": for the standard
 objective softplus(-D(G(z), z)) + softplus(D(x, E(x))), the non-saturating form of both terms;
 `model.objective.generator_loss=minimax` plays -V instead). Any objective's d_loss swapped this way
-gives E and G their side of it (Wasserstein: E[D(G(z), z)] - E[D(x, E(x))]).
+gives E and G their side of it (Wasserstein: E[D(x, E(x))] - E[D(G(z), z)]).
 
 BiGAN's encoder is deterministic; ALI's is stochastic (`stochastic_encoder`): E outputs a mean and
 a log standard deviation, and z = mu(x) + sigma(x) eps, eps ~ N(0, I), reparametrised (ALI's
