@@ -14,7 +14,8 @@ standard objective's d_loss is -L_S, and its g_loss is by default the non-satura
 -E[log P(S = real | x_fake)], the usual practice, in place of the paper's L_S (same fixed point,
 stronger early gradients); `model.objective.generator_loss=minimax` plays the paper's game exactly.
 Regularizers differentiate the source logit. Logged: `train/d_class_loss` and `train/g_class_loss`
-(the weighted cross-entropies) and `train/d_real_acc`, D's class accuracy on the real batch.
+(the weighted cross-entropies, loss terms) and `train/d_real_acc`, D's class accuracy on the real
+batch (a statistic of D's loss).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gen_runner.gans.conditional import ConditionalGANModule
+from gen_runner.gans.module import GANBatch, Losses
 
 __all__ = ["ACGANModule"]
 
@@ -31,26 +33,21 @@ class ACGANModule(ConditionalGANModule):
         super().__init__(*args, **kwargs)
         self.class_weight = class_weight
 
-    def critic(self, x: torch.Tensor) -> torch.Tensor:
-        """The source logit."""
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The source logit (D sees x alone)."""
         return self.discriminator(x)[0]
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        y, fake = self.batch_labels, fake.detach()
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
+        real, fake, y = batch.real, batch.fake.detach(), batch.labels
         (source_real, class_real), (source_fake, class_fake) = self.discriminator(real), self.discriminator(fake)
-        self.real_accuracy = (class_real.argmax(dim=1) == y).float().mean().detach()
         terms = {"train/d_loss": self.objective.d_loss(source_real, source_fake),
                  "train/d_class_loss": self.class_weight * (F.cross_entropy(class_real, y)
                                                             + F.cross_entropy(class_fake, y))}
-        return terms | self.regularizer_terms("discriminator", real, fake)
+        accuracy = (class_real.argmax(dim=1) == y).float().mean()
+        return Losses(terms | self.regularizer_terms("discriminator", real, fake), {"train/d_real_acc": accuracy})
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        source_fake, class_fake = self.discriminator(fake)
+    def generator_loss(self, batch: GANBatch) -> Losses:
+        source_fake, class_fake = self.discriminator(batch.fake)
         terms = {"train/g_loss": self.objective.g_loss(source_fake),
-                 "train/g_class_loss": self.class_weight * F.cross_entropy(class_fake, self.batch_labels)}
-        return terms | self.regularizer_terms("generator", real, fake)
-
-    def training_step(self, batch, batch_idx: int):
-        logs = super().training_step(batch, batch_idx)
-        self.log("train/d_real_acc", self.real_accuracy, prog_bar=True)  # set by this step's discriminator_loss
-        return logs
+                 "train/g_class_loss": self.class_weight * F.cross_entropy(class_fake, batch.labels)}
+        return Losses(terms | self.regularizer_terms("generator", batch.real, batch.fake))

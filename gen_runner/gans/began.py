@@ -9,8 +9,9 @@ reconstruction error L(v) = |v - D(v)|, the L1 norm (eta = 1) averaged over the 
 
 k_t steers training towards the equilibrium E[L(G(z))] = gamma E[L(x)], where the diversity ratio
 gamma trades diversity (high) for quality (low) (sec. 3.3). The convergence measure
-M_global = L(x) + |gamma L(x) - L(G(z))| (sec. 3.4.1) is logged as train/m_global, k_t as train/k.
-k_t is a buffer, so checkpoints keep it and a resumed run continues from it.
+M_global = L(x) + |gamma L(x) - L(G(z))| (sec. 3.4.1) is logged as train/m_global, k_t as train/k,
+L(x) and L(G(z)) as train/l_real and train/l_fake. k_t is a buffer, so checkpoints keep it and a
+resumed run continues from it.
 
 Defaults, from the paper: gamma 0.5 (fig. 2 shows 0.3, 0.5 and 0.7), lambda_k 0.001, k_0 = 0
 (sec. 3.4), z ~ U(-1, 1)^64 (N_z = 64, sec. 3.5 and 4.1), Adam for both nets with lr 1e-4, the top
@@ -18,8 +19,9 @@ of the paper's initial range [5e-5, 1e-4] (sec. 4.1). The paper gives no betas; 
 as in common reimplementations.
 
 Each batch takes one discriminator step (the counted one) and then one generator step on the same
-G(z), so z_D = z_G. k_t is updated after both steps, from L(x) and L(G(z)) as the discriminator's
-step measured them (one D for both). Deviation: the paper halves the learning rate when M_global
+G(z), so z_D = z_G: GANModule's loop, with these losses. k_t is updated after both steps
+(`after_step`), from L(x) and L(G(z)) as the discriminator's step measured them (its loss's
+statistics: one D for both). Deviation: the paper halves the learning rate when M_global
 stalls (sec. 4.1); here the learning rate is constant.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from gen_runner.gans.module import GANModule
+from gen_runner.gans.module import GANBatch, GANModule, Losses
 
 __all__ = ["BEGANModule"]
 
@@ -64,8 +66,14 @@ class BEGANModule(GANModule):
         """L(v) = mean |v - D(v)| over each example's entries, averaged over the batch."""
         return (v - self.discriminator(v)).abs().mean()
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"train/g_loss": self.reconstruction_error(fake)}
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
+        """L_D = L(x) - k_t L(G(z)); L(x) and L(G(z)) are its statistics, for k_t's update."""
+        loss_real, loss_fake = self.reconstruction_error(batch.real), self.reconstruction_error(batch.fake.detach())
+        return Losses({"train/d_loss": loss_real - self.k * loss_fake},
+                      {"train/l_real": loss_real, "train/l_fake": loss_fake})
+
+    def generator_loss(self, batch: GANBatch) -> Losses:
+        return Losses({"train/g_loss": self.reconstruction_error(batch.fake)})
 
     @torch.no_grad()
     def update_k(self, loss_real: torch.Tensor, loss_fake: torch.Tensor) -> torch.Tensor:
@@ -74,20 +82,6 @@ class BEGANModule(GANModule):
         self.k.add_(self.lambda_k * balance).clamp_(0, 1)
         return loss_real + balance.abs()
 
-    def training_step(self, batch, batch_idx: int):
-        real = self.preprocess(batch[0])
-        opt_g, opt_d = self.optimizers()
-        fake = self.generator(self.draw_noise(len(real)))
-
-        loss_real, loss_fake = self.reconstruction_error(real), self.reconstruction_error(fake.detach())
-        d_loss = loss_real - self.k * loss_fake
-        self.backprop(opt_d, d_loss)
-        self.step(opt_d, counted=True)
-        g_terms = self._generator_backward(opt_g, real, fake)
-        self.step(opt_g, counted=False)
-
-        m_global = self.update_k(loss_real, loss_fake)
-        logs = {"train/d_loss": d_loss, **g_terms, "train/k": self.k.clone(), "train/m_global": m_global}
-        logs = {k: v.detach() for k, v in logs.items()}
-        self.log_dict(logs, prog_bar=True)
-        return logs
+    def after_step(self, d: Losses, g: Losses | None) -> dict[str, torch.Tensor]:
+        m_global = self.update_k(d.stats["train/l_real"], d.stats["train/l_fake"])
+        return {"train/k": self.k.clone(), "train/m_global": m_global}

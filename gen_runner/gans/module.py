@@ -11,14 +11,22 @@ checkpoint intervals and every TensorBoard x-axis mean batches.
 Variants that change only the loss or a regularizer are configs of this class: an objective
 (gans/objectives.py), regularizer terms, spectral norm, weight or gradient clipping
 (gans/regularizers.py), packing (PacGAN, Lin et al. 2018: the discriminator judges `pack`
-samples at once). Variants whose step differs subclass it and override `generator_loss`,
-`generator_parameters` or `training_step`. The step keeps the batch's labels, if the data has
-any, as `batch_labels` and makes its fakes with `generate(noise, labels)`: conditional variants
-(gans/conditional.py) generate and judge with them.
+samples at once). Variants whose losses differ subclass it and change loss terms, never the loop:
+
+    discriminator_loss(batch: GANBatch) -> Losses     generator_loss(batch: GANBatch) -> Losses
+    after_step(d: Losses, g: Losses | None) -> dict   (statistics to log; BEGAN updates k_t here)
+    critic(x, labels)  generate(noise, labels)  generator_parameters()
+    judges_single_examples = "why"                     (a D that refuses packing says why)
+
+A `GANBatch` is everything a step's losses read: the data batch, the fakes G(noise, labels), G's
+noise, the batch's labels and its further parts (SSGAN's labelled batch). `Losses.terms` are summed
+into what the network's optimizer minimises; `Losses.stats` are only logged (an accuracy, a bound).
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,7 +37,7 @@ from gen_runner.errors import UserError
 from gen_runner.gans.objectives import Objective
 from gen_runner.gans.regularizers import apply_spectral_norm
 
-__all__ = ["GANModule", "packed_shape"]
+__all__ = ["GANModule", "GANBatch", "Losses", "packed_shape"]
 
 
 def packed_shape(data_shape: Sequence[int], pack: int) -> tuple[int, ...]:
@@ -37,8 +45,42 @@ def packed_shape(data_shape: Sequence[int], pack: int) -> tuple[int, ...]:
     return (data_shape[0] * pack, *data_shape[1:])
 
 
+@dataclass
+class GANBatch:
+    """What one training step's losses read, in model space: the data `real`, the fakes
+    G(noise, labels) made for it, G's input `noise`, the batch's `labels` (None when the data has
+    none) and the batch's further parts `extra` as the loader delivered them (SSGAN: x_labelled,
+    y_labelled). Conditional variants judge real and fake with the same labels."""
+
+    real: torch.Tensor
+    fake: torch.Tensor
+    noise: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    extra: tuple[torch.Tensor, ...] = ()
+
+
+@dataclass
+class Losses:
+    """A network's loss in one step: `terms` are summed into what its optimizer minimises, and each
+    is logged (`train/d_loss`, `train/d_GradientPenalty`, ...); `stats` are only logged (detached),
+    or read by `after_step` (e.g. `train/d_real_acc`, `train/mi_bound`)."""
+
+    terms: dict[str, torch.Tensor]
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def total(self) -> torch.Tensor:
+        return sum(self.terms.values())
+
+    def logs(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach() for k, v in (self.terms | self.stats).items()}
+
+
 class GANModule(GenerativeModule):
     family = "gan"
+    # Why this variant's discriminator must judge one example at a time, if it must: PacGAN's
+    # packing (model.pack > 1) is then refused, with this reason, when the module is built.
+    judges_single_examples: str | None = None
 
     def __init__(
         self,
@@ -64,6 +106,13 @@ class GANModule(GenerativeModule):
             raise ValueError(f"model.latent={latent!r}: choose normal or uniform")
         if pack < 1:
             raise ValueError(f"model.pack={pack}: pack at least one sample")
+        if pack > 1 and self.judges_single_examples:
+            raise ValueError(f"model.pack={pack}: {self.judges_single_examples}; set model.pack=1")
+        batch_size = data.get("batch_size")  # the training batch (data/datamodule.py's describe())
+        if pack > 1 and batch_size and batch_size % pack:
+            below = batch_size - batch_size % pack
+            raise UserError(f"model.pack={pack} needs data.batch_size divisible by {pack}, got {batch_size}: "
+                            f"set data.batch_size={below or pack}" + (f" or {below + pack}" if below else ""))
         self.automatic_optimization = False
         self.latent_dim, self.latent, self.n_critic = latent_dim, latent, n_critic
         self.lr_g, self.lr_d = lr_g, lr_d
@@ -75,7 +124,6 @@ class GANModule(GenerativeModule):
         if spectral_norm:
             apply_spectral_norm(self.discriminator)
         self.objective = objective
-        self.batch_labels: torch.Tensor | None = None  # the training batch's labels, for variants that use them
 
     # -- data space <-> model space ---------------------------------------------------------
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,25 +159,35 @@ class GANModule(GenerativeModule):
                             f"got {len(x)}: set data.batch_size to a multiple")
         return x.reshape(len(x) // self.pack, self.pack * x.shape[1], *x.shape[2:])
 
-    def critic(self, x_packed: torch.Tensor) -> torch.Tensor:
-        """The discriminator on already packed input (what regularizers differentiate)."""
+    def critic(self, x_packed: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's logit of already packed input (what regularizers differentiate);
+        conditional variants judge it with `labels`."""
         return self.discriminator(x_packed)
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The objective plus the discriminator's regularizers, on unpacked batches."""
-        real, fake = self.packed(real), self.packed(fake.detach())
-        terms = {"train/d_loss": self.objective.d_loss(self.critic(real), self.critic(fake))}
-        return terms | self.regularizer_terms("discriminator", real, fake)
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
+        """The objective plus the discriminator's regularizers; D judges packed batches."""
+        real, fake, y = self.packed(batch.real), self.packed(batch.fake.detach()), batch.labels
+        terms = {"train/d_loss": self.objective.d_loss(self.critic(real, y), self.critic(fake, y))}
+        return Losses(terms | self.regularizer_terms("discriminator", real, fake, y))
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def generator_loss(self, batch: GANBatch) -> Losses:
         """The objective plus the generator's regularizers (D's weights get no gradient)."""
-        terms = {"train/g_loss": self.objective.g_loss(self.critic(self.packed(fake)))}
-        return terms | self.regularizer_terms("generator", self.packed(real), self.packed(fake))
+        real, fake, y = self.packed(batch.real), self.packed(batch.fake), batch.labels
+        terms = {"train/g_loss": self.objective.g_loss(self.critic(fake, y))}
+        return Losses(terms | self.regularizer_terms("generator", real, fake, y))
 
-    def regularizer_terms(self, net: str, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The regularizer terms joining `net`'s loss, on packed batches: `train/d_<name>`, `train/g_<name>`."""
-        return {f"train/{net[0]}_{type(reg).__name__}": reg(self, real, fake) for reg in self.regularizers
+    def regularizer_terms(self, net: str, real: torch.Tensor, fake: torch.Tensor,
+                          labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The regularizer terms joining `net`'s loss, on packed batches: `train/d_<name>`, `train/g_<name>`.
+        They differentiate the critic at the step's labels."""
+        critic = functools.partial(self.critic, labels=labels)
+        return {f"train/{net[0]}_{type(reg).__name__}": reg(self, real, fake, critic) for reg in self.regularizers
                 if reg.net == net}
+
+    def after_step(self, d: Losses, g: Losses | None) -> dict[str, torch.Tensor]:
+        """Runs once the batch's steps are taken, with the losses they minimised (`g` is None on a
+        batch without a generator step); returns further statistics to log. BEGAN updates k_t here."""
+        return {}
 
     # -- training ----------------------------------------------------------------------------
     def generator_parameters(self) -> Iterable[nn.Parameter]:
@@ -167,34 +225,34 @@ class GANModule(GenerativeModule):
         return (self.global_step + 1) % self.n_critic == 0
 
     def training_step(self, batch, batch_idx: int):
+        labels = batch[1] if len(batch) > 1 else None
         real = self.preprocess(batch[0])
-        self.batch_labels = batch[1] if len(batch) > 1 else None
+        noise = self.draw_noise(len(real))
+        inputs = GANBatch(real, self.generate(noise, labels), noise, labels, tuple(batch[2:]))
         opt_g, opt_d = self.optimizers()
         take_g_step = self.generator_turn()
-        fake = self.generate(self.draw_noise(len(real)), self.batch_labels)
-        logs = {}
+        g = None
 
         if take_g_step and self.simultaneous:  # G's gradient from the discriminator before its step
-            logs |= self._generator_backward(opt_g, real, fake)
-        d_terms = self.discriminator_loss(real, fake)
-        self.backprop(opt_d, sum(d_terms.values()))
+            g = self._generator_backward(opt_g, inputs)
+        d = self.discriminator_loss(inputs)
+        self.backprop(opt_d, d.total)
         self.step(opt_d, counted=True)
         self.clip_weights()
-        logs |= d_terms
         if take_g_step:
             if not self.simultaneous:
-                logs |= self._generator_backward(opt_g, real, fake)
+                g = self._generator_backward(opt_g, inputs)
             self.step(opt_g, counted=False)
 
-        logs = {k: v.detach() for k, v in logs.items()}
+        logs = d.logs() | (g.logs() if g else {}) | {k: v.detach() for k, v in self.after_step(d, g).items()}
         self.log_dict(logs, prog_bar=True)
         return logs
 
-    def _generator_backward(self, opt_g, real, fake) -> dict[str, torch.Tensor]:
+    def _generator_backward(self, opt_g, inputs: GANBatch) -> Losses:
         self.discriminator.requires_grad_(False)  # no weight gradients for D in G's backward
         try:
-            g_terms = self.generator_loss(real, fake)
-            self.backprop(opt_g, sum(g_terms.values()))
+            g = self.generator_loss(inputs)
+            self.backprop(opt_g, g.total)
         finally:
             self.discriminator.requires_grad_(True)
-        return g_terms
+        return g

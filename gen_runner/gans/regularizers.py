@@ -1,8 +1,10 @@
 """Regularizers composable with any GAN objective.
 
-Loss terms (`model.regularizers=[...]`) are callables `term(gan, real, fake) -> scalar` with an
-attribute `net` naming the network whose loss they join ("discriminator" or "generator");
-`real` and `fake` are the inputs the discriminator sees (packed, for PacGAN).
+Loss terms (`model.regularizers=[...]`) are callables `term(gan, real, fake, critic) -> scalar` with
+an attribute `net` naming the network whose loss they join ("discriminator" or "generator");
+`real` and `fake` are the inputs the discriminator sees (packed, for PacGAN), and `critic` is D's
+logit as a function of such input in this step (a conditional D's at the batch's labels; by
+default `gan.critic`).
 Reparametrizations and constraints: `spectral_norm` (Miyato et al. 2018) wraps the
 discriminator's layers at construction; weight clipping (Arjovsky et al. 2017) and gradient-norm
 clipping are options of the GAN module (`model.weight_clip`, `model.grad_clip`).
@@ -32,10 +34,10 @@ class GradientPenalty:
     def __init__(self, weight: float = 10.0, target: float = 1.0):
         self.weight, self.target = weight, target
 
-    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor, critic=None) -> torch.Tensor:
         eps = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
         x_hat = eps * real.detach() + (1 - eps) * fake.detach()
-        return self.weight * ((gradient_norms(gan.critic, x_hat) - self.target) ** 2).mean()
+        return self.weight * ((gradient_norms(critic or gan.critic, x_hat) - self.target) ** 2).mean()
 
 
 class R1:
@@ -47,8 +49,8 @@ class R1:
     def __init__(self, gamma: float = 10.0):
         self.gamma = gamma
 
-    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return self.gamma / 2 * (gradient_norms(gan.critic, real) ** 2).mean()
+    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor, critic=None) -> torch.Tensor:
+        return self.gamma / 2 * (gradient_norms(critic or gan.critic, real) ** 2).mean()
 
 
 class OrthogonalRegularization:
@@ -61,7 +63,7 @@ class OrthogonalRegularization:
             raise ValueError(f"OrthogonalRegularization(net={net!r}): choose generator or discriminator")
         self.beta, self.net = beta, net
 
-    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def __call__(self, gan, real: torch.Tensor, fake: torch.Tensor, critic=None) -> torch.Tensor:
         total = real.new_zeros(())
         for module in getattr(gan, self.net).modules():
             if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):

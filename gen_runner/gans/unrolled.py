@@ -26,7 +26,7 @@ import math
 import torch
 from torch.func import functional_call
 
-from gen_runner.gans.module import GANModule
+from gen_runner.gans.module import GANBatch, GANModule, Losses
 
 __all__ = ["UnrolledGANModule"]
 
@@ -89,10 +89,12 @@ class UnrolledGANModule(GANModule):
                 params[n] = p if self.second_order else p.detach().requires_grad_()
         return params, buffers
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def generator_loss(self, batch: GANBatch) -> Losses:
         """f_K = -d_loss at D's unrolled parameters, plus the generator's regularizers (from the
         base method, whose g_loss against the current D is replaced)."""
-        state = self.unrolled_state(real, fake)
-        real_logits, fake_logits = (functional_call(self.discriminator, state, (self.packed(x),)) for x in (real, fake))
-        value = -self.objective.d_loss(real_logits, fake_logits)
-        return super().generator_loss(real, fake) | {"train/g_loss": value}
+        state = self.unrolled_state(batch.real, batch.fake)
+        real_logits, fake_logits = (functional_call(self.discriminator, state, (self.packed(x),))
+                                    for x in (batch.real, batch.fake))
+        losses = super().generator_loss(batch)
+        losses.terms["train/g_loss"] = -self.objective.d_loss(real_logits, fake_logits)
+        return losses

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen_runner.gans.bigan import BiGANModule
+from gen_runner.gans.module import GANBatch, Losses
 
 __all__ = ["VEEGANModule"]
 
@@ -40,15 +41,15 @@ class VEEGANModule(BiGANModule):
         super().__init__(generator, discriminator, reconstructor, None, data, optimizer, latent_dim, **kwargs)
         self.reconstructor_std = reconstructor_std
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
         with torch.no_grad():  # the reconstructor's pairs train D only
-            z_real = self.encode(real)
+            z_real = self.encode(batch.real)
             z_real = z_real + self.reconstructor_std * torch.randn_like(z_real)
-        loss = (F.softplus(-self.pair_logits(fake.detach(), self.noise_batch)).mean()
-                + F.softplus(self.pair_logits(real, z_real)).mean())
-        return {"train/d_loss": loss}
+        loss = (F.softplus(-self.pair_logits(batch.fake.detach(), batch.noise)).mean()
+                + F.softplus(self.pair_logits(batch.real, z_real)).mean())
+        return Losses({"train/d_loss": loss})
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.noise_batch
-        return {"train/g_loss": self.pair_logits(fake, z).mean(),
-                "train/reconstruction": (z - self.encode(fake)).pow(2).sum(dim=1).mean()}
+    def generator_loss(self, batch: GANBatch) -> Losses:
+        z, fake = batch.noise, batch.fake
+        return Losses({"train/g_loss": self.pair_logits(fake, z).mean(),
+                       "train/reconstruction": (z - self.encode(fake)).pow(2).sum(dim=1).mean()})

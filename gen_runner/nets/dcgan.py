@@ -8,6 +8,12 @@ The nets adapt to the image size: an image of side s = s0 * 2^k (s0 in [4, 8) as
 64 = 4 * 16, 32 = 4 * 8, 28 = 7 * 4; s0 in [2, 4) for images smaller than 16, so 8 = 2 * 4 still
 gets two stride-2 layers) is reached from an s0 x s0 map by k stride-2 layers whose channels
 halve from base_channels * 2^(k-1) down to base_channels.
+
+D can look across the minibatch (gen_runner/nets/minibatch.py), against mode collapse:
+`minibatch="stddev"` appends Karras et al.'s minibatch standard-deviation channel to the s0 x s0
+map before the output convolution; `minibatch="discrimination"` runs Salimans et al.'s minibatch
+discrimination on the flattened s0 x s0 map, and a linear output layer reads the map and the
+layer's `num_kernels` outputs (the paper's place for it: on D's last features, before its output).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from gen_runner.nets.minibatch import MinibatchStdDev
+from gen_runner.nets.minibatch import MinibatchDiscrimination, MinibatchStdDev
 
 __all__ = ["DCGANGenerator", "DCGANDiscriminator", "dcgan_init"]
 
@@ -37,9 +43,9 @@ def _layout(data_shape: Sequence[int]) -> tuple[int, int, int]:
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """The paper's initialisation: conv weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
+    """The paper's initialisation: conv (and linear) weights N(0, 0.02); BatchNorm scale N(1, 0.02), shift 0."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -87,12 +93,20 @@ class DCGANDiscriminator(nn.Module):
     image ([B, out_features]: an encoder x -> z built the same way, as BiGAN's and ALI's are).
 
     `norm="layer"` or `"none"` replaces the hidden layers' BatchNorm (a critic with a gradient
-    penalty must not normalise across the batch); `minibatch_stddev` appends Karras et al.'s
-    minibatch standard-deviation channel before the last convolution."""
+    penalty must not normalise across the batch). `minibatch`: "stddev", "discrimination" (B =
+    `num_kernels`, C = `kernel_dim`) or None, as the module docstring says; `minibatch_stddev=True`
+    is the older spelling of `minibatch="stddev"`, kept for existing configs and checkpoints."""
 
     def __init__(self, data_shape: Sequence[int], base_channels: int = 64, norm: str = "batch",
-                 minibatch_stddev: bool = False, out_features: int = 1):
+                 minibatch_stddev: bool = False, out_features: int = 1, minibatch: str | None = None,
+                 num_kernels: int = 100, kernel_dim: int = 5):
         super().__init__()
+        if minibatch_stddev:
+            if minibatch not in (None, "stddev"):
+                raise ValueError(f"minibatch_stddev=true and minibatch={minibatch!r}: set minibatch alone")
+            minibatch = "stddev"
+        if minibatch not in (None, "stddev", "discrimination"):
+            raise ValueError(f"minibatch={minibatch!r}: choose discrimination, stddev or null")
         c, s0, k = _layout(data_shape)
         width = base_channels
         layers: list[nn.Module] = [nn.Conv2d(c, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]  # no BN on the input
@@ -100,9 +114,14 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2),
                        nn.LeakyReLU(0.2, True)]
             width *= 2
-        if minibatch_stddev:
-            layers.append(MinibatchStdDev())
-        layers.append(nn.Conv2d(width + minibatch_stddev, out_features, s0, 1, 0))  # the s0 x s0 map -> outputs
+        if minibatch == "discrimination":  # on the flattened s0 x s0 map; a linear layer reads it and o(x)
+            features = width * s0 * s0
+            layers += [nn.Flatten(), MinibatchDiscrimination(features, num_kernels, kernel_dim, features**-0.5),
+                       nn.Linear(features + num_kernels, out_features)]
+        else:
+            if minibatch == "stddev":
+                layers.append(MinibatchStdDev())
+            layers.append(nn.Conv2d(width + (minibatch == "stddev"), out_features, s0, 1, 0))  # s0 x s0 map -> outputs
         self.net = nn.Sequential(*layers)
         self.out_features = out_features
         dcgan_init(self)

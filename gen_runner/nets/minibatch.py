@@ -3,7 +3,10 @@
 - Minibatch discrimination (Salimans et al. 2016, "Improved Techniques for Training GANs",
   sec. 3.2): features f(x_i) [N, A] times a tensor T [A, B, C] give M_i [B, C]; for each of the B
   kernels, o(x_i)_b = sum_j exp(-||M_i,b - M_j,b||_1) over the batch (j = i included, as in the
-  paper); the B outputs are appended to the features.
+  paper); the B outputs are appended to the features. T is drawn from N(0, init_std^2): 0.1 on an
+  MLP's hidden layer; a conv net's flattened feature map is wide, so nets/dcgan.py scales it by
+  1/sqrt(A), which keeps M's entries at the features' scale (a larger T puts every other example
+  at an L1 distance whose exp is 0, and the layer then sees only x_i itself).
 - Minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs", sec. 3): the
   standard deviation of every feature over the batch, averaged into one number, appended as one
   more feature (or one more constant channel for feature maps).
@@ -19,10 +22,10 @@ __all__ = ["MinibatchDiscrimination", "MinibatchStdDev"]
 class MinibatchDiscrimination(nn.Module):
     """[N, A] -> [N, A + B]."""
 
-    def __init__(self, in_features: int, num_kernels: int = 100, kernel_dim: int = 5):
+    def __init__(self, in_features: int, num_kernels: int = 100, kernel_dim: int = 5, init_std: float = 0.1):
         super().__init__()
         self.num_kernels, self.kernel_dim = num_kernels, kernel_dim
-        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * 0.1)
+        self.T = nn.Parameter(torch.randn(in_features, num_kernels * kernel_dim) * init_std)
         self.out_features = in_features + num_kernels
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

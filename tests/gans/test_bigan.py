@@ -11,6 +11,7 @@ from torch import nn
 
 from gen_runner.errors import UserError
 from gen_runner.gans.bigan import BiGANModule
+from gen_runner.gans.module import GANBatch
 from gen_runner.gans.objectives import StandardGAN, Wasserstein
 from gen_runner.nets.gan import JointDiscriminator, encoder, joint_discriminator
 from gen_runner.tasks import common
@@ -56,31 +57,28 @@ def mean(values):
 @pytest.mark.parametrize("generator_loss", ["non_saturating", "minimax"])
 def test_losses_by_hand(generator_loss):
     gan = make(StandardGAN(generator_loss))
-    gan.noise_batch = Z
-    fake = gan.generator(Z)
+    batch = GANBatch(REAL, gan.generator(Z), Z)
     d_loss = mean([softplus(-t) for t in DATA_LOGITS]) + mean([softplus(t) for t in SAMPLE_LOGITS])
-    assert gan.discriminator_loss(REAL, fake)["train/d_loss"].item() == pytest.approx(d_loss)
+    assert gan.discriminator_loss(batch).terms["train/d_loss"].item() == pytest.approx(d_loss)
     swapped = mean([softplus(-t) for t in SAMPLE_LOGITS]) + mean([softplus(t) for t in DATA_LOGITS])
     expected = swapped if generator_loss == "non_saturating" else -d_loss
-    assert gan.generator_loss(REAL, fake)["train/g_loss"].item() == pytest.approx(expected)
+    assert gan.generator_loss(batch).terms["train/g_loss"].item() == pytest.approx(expected)
 
 
 def test_wasserstein_gives_e_and_g_the_critics_gap():
     gan = make(Wasserstein())
-    gan.noise_batch = Z
-    g_loss = gan.generator_loss(REAL, gan.generator(Z))["train/g_loss"].item()
+    g_loss = gan.generator_loss(GANBatch(REAL, gan.generator(Z), Z)).terms["train/g_loss"].item()
     assert g_loss == pytest.approx(mean(DATA_LOGITS) - mean(SAMPLE_LOGITS))
 
 
 def test_each_loss_reaches_only_its_networks():
     gan = make()
-    gan.noise_batch = Z
-    fake = gan.generator(Z)
+    batch = GANBatch(REAL, gan.generator(Z), Z)
 
     nets = {"G": gan.generator, "E": gan.encoder, "D": gan.discriminator}
 
-    assert reached(gan.discriminator_loss(REAL, fake)["train/d_loss"], nets) == {"D"}  # E(x) and G(z) held fixed
-    assert reached(gan.generator_loss(REAL, fake)["train/g_loss"], nets) == {"G", "E", "D"}  # the step freezes D
+    assert reached(gan.discriminator_loss(batch).terms["train/d_loss"], nets) == {"D"}  # E(x) and G(z) held fixed
+    assert reached(gan.generator_loss(batch).terms["train/g_loss"], nets) == {"G", "E", "D"}  # the step freezes D
     assert {id(p) for p in gan.generator_parameters()} == {id(p) for p in [*gan.generator.parameters(),
                                                                             *gan.encoder.parameters()]}
 
@@ -162,7 +160,7 @@ def test_train_eval_and_reconstruct_on_digits(make_config, kind):
     evaluate(make_config("eval", f"ckpt_path={ckpt}"))
     metrics = read_metrics(common.run_dir())
     assert 0 < metrics["reconstruction_mse"] < 1 and 0 <= metrics["probe_accuracy"] <= 1
-    sample(make_config("sample", f"ckpt_path={ckpt}", "mode=reconstruct", "num_samples=10", "steps=4"))
+    sample(make_config("sample", f"ckpt_path={ckpt}", "mode=reconstruct", "num_samples=10", "mode.steps=4"))
     out = common.run_dir() / "samples"
     pictured = np.load(out / "samples.npy")
     assert pictured.shape == (20, 1, 8, 8) and (out / "reconstruct.png").is_file()
@@ -174,5 +172,5 @@ def test_reconstruct_needs_an_encoder(make_config):
     cfg = make_config("train", "model=gan", "data=moons", "data.batch_size=32", "trainer.max_steps=1",
                       "model.generator.mlp.hidden=[8]", "model.discriminator.mlp.hidden=[8]", *FAST)
     train(cfg)
-    with pytest.raises(UserError, match="mode=reconstruct needs a model with an encoder"):
+    with pytest.raises(UserError, match="mode=reconstruct: a model=gan checkpoint samples in the modes samples, interpolate, arithmetic"):
         sample(make_config("sample", f"ckpt_path={cfg.paths.output_dir}/checkpoints/last.ckpt", "mode=reconstruct"))

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gen_runner.errors import UserError
 from gen_runner.gans.acgan import ACGANModule
 from gen_runner.gans.conditional import ConditionalGANModule
+from gen_runner.gans.module import GANBatch
 from gen_runner.gans.objectives import StandardGAN
 from gen_runner.nets.conditional import ProjectionDiscriminator
 from gen_runner.nets.dcgan import DCGANDiscriminator
@@ -119,16 +120,17 @@ class SourceThenClasses(nn.Module):
 def test_acgan_losses_by_hand(generator_loss, g_loss):
     gan = ACGANModule(SpyGenerator, SourceThenClasses, StandardGAN(generator_loss), {"shape": [3], "num_classes": 2},
                       latent_dim=2, class_weight=0.5)
-    gan.batch_labels = torch.tensor([0, 1])
     real = torch.tensor([[0.0, LN3, 0.0], [0.0, LN3, 0.0]])  # P(C = 0) = 3/4 for both: right, then wrong
     fake = torch.tensor([[LN3, 0.0, LN3], [-LN3, 0.0, 0.0]])  # P(S = real) = 3/4, 1/4; P(C = c) = 1/4, 1/2
-    d = gan.discriminator_loss(real, fake)
+    batch = GANBatch(real, fake, labels=torch.tensor([0, 1]))
+    d_losses = gan.discriminator_loss(batch)
+    d = d_losses.terms
     # -L_S = -log(1/2) twice, -log(1/4) and -log(3/4)
     assert d["train/d_loss"].item() == pytest.approx(LN2 + (LN4 + math.log(4 / 3)) / 2)
     # -L_C: real -log(3/4), -log(1/4); fake -log(1/4), -log(1/2); weight 0.5
     assert d["train/d_class_loss"].item() == pytest.approx(0.5 * ((math.log(4 / 3) + LN4) / 2 + (LN4 + LN2) / 2))
-    assert gan.real_accuracy.item() == 0.5
-    g = gan.generator_loss(real, fake)
+    assert d_losses.stats["train/d_real_acc"].item() == 0.5
+    g = gan.generator_loss(batch).terms
     assert g["train/g_loss"].item() == pytest.approx(g_loss)  # -log(3/4), -log(1/4) or log(1/4), log(3/4)
     assert g["train/g_class_loss"].item() == pytest.approx(0.5 * (LN4 + LN2) / 2)
     with pytest.raises(ValueError, match="model.pack=2"):
@@ -164,8 +166,7 @@ def test_conditional_nets_shapes(make_config, labelled_points, model, data, extr
     k, shape = (10, (1, 8, 8)) if data == "digits" else (3, (2,))
     assert gan.num_classes == k
     assert gan.generate(gan.draw_noise(len(y)), y).shape == (len(y), *shape)
-    gan.batch_labels = y
-    logits = gan.discriminator(gan.preprocess(x)) if model == "acgan" else gan.critic(gan.preprocess(x))
+    logits = gan.discriminator(gan.preprocess(x)) if model == "acgan" else gan.critic(gan.preprocess(x), y)
     if model == "acgan":
         assert logits[0].shape == (len(y),) and logits[1].shape == (len(y), k)
     else:

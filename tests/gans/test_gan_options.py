@@ -82,6 +82,17 @@ def test_the_discriminator_sees_packed_samples():
         gan.packed(torch.zeros(5, 2))
 
 
+def test_packing_refuses_a_batch_it_cannot_split_before_training(make_config):
+    """model=pacgan3 on data whose default batch is 64: one line at build time, not at the first step."""
+    cfg = make_config("train", "model=pacgan3", *TINY, "data=digits", "trainer.max_steps=1", *FAST)
+    with pytest.raises(UserError, match=r"^model.pack=3 needs data.batch_size divisible by 3, got 64: "
+                                        r"set data.batch_size=63 or 66$"):
+        train(cfg)
+    with pytest.raises(UserError, match="set data.batch_size=3$"):
+        GANModule(generator, discriminator, StandardGAN(), {"shape": [2], "batch_size": 2}, pack=3)
+    assert GANModule(generator, discriminator, StandardGAN(), {"shape": [2], "batch_size": 6}, pack=3).pack == 3
+
+
 def _one_step(simultaneous: bool):
     """One training step through Lightning with SGD and fixed noise; (module before, after, batch, z)."""
     gan = _gan(simultaneous=simultaneous)

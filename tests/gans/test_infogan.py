@@ -47,8 +47,8 @@ def test_the_mi_bound_rises_on_a_toy_problem():
     opt = torch.optim.Adam(gan.parameters(), lr=1e-2)
     losses = []
     for _ in range(60):
-        fake = gan.generate(gan.draw_noise(128))
-        loss = gan.info_terms(gan.discriminator(fake)[1], gan.codes)[0]
+        noise = gan.draw_noise(128)
+        loss = gan.info_terms(gan.discriminator(gan.generate(noise))[1], gan.codes_of(noise))[0]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -81,7 +81,7 @@ def test_train_and_traverse_through_the_cli(tmp_path):
     assert {"train/d_info_loss", "train/g_info_loss", "train/mi_bound"} <= metrics.keys()
     assert metrics["train/mi_bound"] <= math.log(10) + 2 * math.log(2)
     ckpt = run / "checkpoints/last.ckpt"
-    out = run_directory(run_cli("sample", f"ckpt_path={ckpt}", "mode=traverse", "code=1", "steps=5", cwd=tmp_path),
+    out = run_directory(run_cli("sample", f"ckpt_path={ckpt}", "mode=traverse", "mode.code=1", "mode.steps=5", cwd=tmp_path),
                         tmp_path)
     assert np.load(out / "samples/samples.npy").shape == (50, 1, 8, 8)
     width, height = Image.open(out / "samples/traverse.png").size
@@ -92,5 +92,5 @@ def test_train_and_traverse_through_the_cli(tmp_path):
                                 f"eval.features_ckpt={classifier}", "eval.num_samples=100", "eval.metrics=[fid]",
                                 f"eval.cache_dir={tmp_path / 'cache'}", cwd=tmp_path), tmp_path)
     assert 0.1 <= read_metrics(out)["code_accuracy"] <= 1  # a one-to-one map is right at least 1/K of the time
-    proc = run_cli("sample", f"ckpt_path={ckpt}", "mode=traverse", "code=2", cwd=tmp_path, check=False)
+    proc = run_cli("sample", f"ckpt_path={ckpt}", "mode=traverse", "mode.code=2", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "code=2" in proc.stderr + proc.stdout

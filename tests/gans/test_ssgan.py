@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gen_runner.errors import UserError
+from gen_runner.gans.module import GANBatch
 from gen_runner.gans.ssgan import SSGANModule, feature_matching, real_logit, unsupervised_loss
 from gen_runner.nets.semi_supervised import NoisyMLPClassifier, ssgan_generator
 from gen_runner.tasks.evaluate import evaluate
@@ -73,15 +74,19 @@ DATA = {"shape": [2], "num_classes": 2, "labels_per_class": 1}
 @pytest.mark.parametrize("generator_loss", ["feature_matching", "non_saturating"])
 def test_module_losses_by_hand(generator_loss):
     gan = SSGANModule(Linear, Identity, DATA, latent_dim=2, unsupervised_weight=0.5, generator_loss=generator_loss)
-    gan.labelled = (torch.tensor([[LN3, 0.0], [0.0, LN3]]), torch.tensor([0, 0]))  # P(y = 0) = 3/4, 1/4
+    labelled = (torch.tensor([[LN3, 0.0], [0.0, LN3]]), torch.tensor([0, 0]))  # P(y = 0) = 3/4, 1/4
     real, fake = torch.tensor([[0.0, LN2], [LN3, 0.0]]), torch.tensor([[-LN2, -LN2], [0.0, -100.0]])
-    d = gan.discriminator_loss(real, fake)
+    batch = GANBatch(real, fake, extra=labelled)
+    losses = gan.discriminator_loss(batch)
+    d = losses.terms
     assert d["train/d_supervised"].item() == pytest.approx(-(math.log(3 / 4) + math.log(1 / 4)) / 2)
     # D(real) = 3/4, 4/5 (Z = 3, 4); D(fake) = 1/2, 1/2 (Z = 1, 1 + e^-100); weight 0.5
     unsupervised = -(math.log(3 / 4) + math.log(4 / 5)) / 2 + LN2
     assert d["train/d_unsupervised"].item() == pytest.approx(0.5 * unsupervised)
-    assert gan.labelled_accuracy.item() == 0.5 and gan.critic(real).tolist() == pytest.approx([LN3, math.log(4)])
-    g = gan.generator_loss(real, fake)["train/g_loss"].item()
+    assert losses.stats["train/labelled_acc"].item() == 0.5
+    assert gan.critic(real).tolist() == pytest.approx([LN3, math.log(4)])
+    assert losses.stats["train/d_loss"].item() == pytest.approx(sum(d.values()).item())
+    g = gan.generator_loss(batch).terms["train/g_loss"].item()
     # feature matching (features = logits here): batch means [ln 3 / 2, ln 2 / 2] and [-ln 2 / 2, -(ln 2 + 100) / 2];
     # non-saturating: -log D(G(z)) = log 2 for both fakes
     expected = ((math.log(6) / 2) ** 2 + (LN2 + 50) ** 2) / 2 if generator_loss == "feature_matching" else LN2

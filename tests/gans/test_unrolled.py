@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import FAST
-from gen_runner.gans.module import GANModule
+from gen_runner.gans.module import GANBatch, GANModule
 from gen_runner.gans.objectives import StandardGAN
 from gen_runner.gans.unrolled import UnrolledGANModule
 from gen_runner.nets.mlp import MLPDiscriminator, MLPGenerator
@@ -64,7 +64,7 @@ def batch():
 
 
 def generator_gradient(module, real, z):
-    loss = module.generator_loss(real, module.generator(z))["train/g_loss"]
+    loss = module.generator_loss(GANBatch(real, module.generator(z), z)).terms["train/g_loss"]
     return torch.autograd.grad(loss, list(module.generator.parameters()))
 
 
@@ -84,7 +84,8 @@ def test_unrolled_gradient_matches_finite_differences(batch):
             for sign in (1, -1):
                 with torch.no_grad():
                     p.view(-1)[i] += sign * h
-                values.append(module.generator_loss(real, module.generator(z))["train/g_loss"].detach())
+                values.append(module.generator_loss(GANBatch(real, module.generator(z), z)).terms["train/g_loss"]
+                              .detach())
                 with torch.no_grad():
                     p.view(-1)[i] -= sign * h
             assert grad.view(-1)[i].item() == pytest.approx(((values[0] - values[1]) / (2 * h)).item(),

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from helpers import FAST, reached
+from gen_runner.gans.module import GANBatch
 from gen_runner.gans.regularizers import R1
 from gen_runner.gans.veegan import VEEGANModule
 from gen_runner.nets.gan import JointDiscriminator
@@ -44,23 +45,21 @@ def softplus(t):
 
 def test_losses_by_hand():
     gan = make(reconstructor_std=0.0)
-    gan.noise_batch = Z
-    fake = gan.generator(Z)
-    g = gan.generator_loss(REAL, fake)
+    batch = GANBatch(REAL, gan.generator(Z), Z)
+    g = gan.generator_loss(batch).terms
     assert g["train/g_loss"].item() == pytest.approx((1 + 2) / 2)  # D on (z, G(z)): z_1 + z_2
     assert g["train/reconstruction"].item() == pytest.approx((1 + 4) / 2)  # ||z - 2 z||^2 = ||z||^2
     # generator pairs are class 1 (logits 1, 2); reconstructor pairs (2x, x) class 0 (logits 3, -2)
     expected = (softplus(-1) + softplus(-2)) / 2 + (softplus(3) + softplus(-2)) / 2
-    assert gan.discriminator_loss(REAL, fake)["train/d_loss"].item() == pytest.approx(expected)
+    assert gan.discriminator_loss(batch).terms["train/d_loss"].item() == pytest.approx(expected)
 
 
 def test_reconstructor_pairs_are_drawn_around_f_of_x():
     gan = make(reconstructor_std=0.5)
-    gan.noise_batch = Z
     torch.manual_seed(0)
     eps = torch.randn(2, 2)
     torch.manual_seed(0)
-    loss = gan.discriminator_loss(REAL, gan.generator(Z))["train/d_loss"].item()
+    loss = gan.discriminator_loss(GANBatch(REAL, gan.generator(Z), Z)).terms["train/d_loss"].item()
     z_g = 2 * REAL + 0.5 * eps
     expected = (softplus(-1) + softplus(-2)) / 2 + sum(softplus((z_g[i, 0] + REAL[i, 1]).item()) for i in range(2)) / 2
     assert loss == pytest.approx(expected)
@@ -68,15 +67,14 @@ def test_reconstructor_pairs_are_drawn_around_f_of_x():
 
 def test_each_loss_reaches_only_its_networks():
     gan = make()
-    gan.noise_batch = Z
-    fake = gan.generator(Z)
+    batch = GANBatch(REAL, gan.generator(Z), Z)
 
     nets = {"G": gan.generator, "F": gan.encoder, "D": gan.discriminator}
 
-    g = gan.generator_loss(REAL, fake)
+    g = gan.generator_loss(batch).terms
     assert reached(g["train/g_loss"], nets) == {"G", "D"}  # D's weights are frozen in the base step
     assert reached(g["train/reconstruction"], nets) == {"G", "F"}
-    assert reached(gan.discriminator_loss(REAL, fake)["train/d_loss"], nets) == {"D"}
+    assert reached(gan.discriminator_loss(batch).terms["train/d_loss"], nets) == {"D"}
     owned = {id(p) for p in gan.generator_parameters()}
     assert owned == {id(p) for p in [*gan.generator.parameters(), *gan.encoder.parameters()]}
 
