@@ -1,6 +1,10 @@
 """What every gen-runner LightningModule shares (`RunnerModule`: its data description, the
 optimizer factory, the run config carried inside each checkpoint) and what generative ones add
-(`GenerativeModule`: sampling in data space, for given class labels where the model is conditional).
+(`GenerativeModule`: sampling in data space, for given class labels where the model is conditional,
+the sample modes every generator has and the image metrics every generator is scored on).
+
+Models declare their sample modes and eval metrics with gen_runner/capabilities.py's decorators;
+`gen-runner sample` and `eval` find them there.
 
 A checkpoint holds `checkpoint["gen_runner"] = {"family", "data", "config", "choices"}` as plain Python
 containers, so `torch.load(path, weights_only=True)` reads it and `eval`/`sample` rebuild the model
@@ -15,13 +19,16 @@ from typing import Any
 import lightning as L
 import torch
 
+from gen_runner import walks
+from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mode
 from gen_runner.errors import UserError
+from gen_runner.metrics.suite import image_metrics
 
 __all__ = ["RunnerModule", "GenerativeModule"]
 
 
 class RunnerModule(L.LightningModule):
-    family = ""  # "gan" | "flow" | "classifier": which commands and metrics apply
+    family = ""  # "gan" | "flow" | "classifier": what reports and messages call it
 
     def __init__(self, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None):
         super().__init__()
@@ -55,6 +62,8 @@ class GenerativeModule(RunnerModule):
     samples for given labels, or for labels drawn uniformly over its classes."""
 
     num_classes: int | None = None  # conditional models: the classes 0..K-1 they generate
+    inputs: tuple[str, ...] = ("noise",)  # what it generates from: "noise", "labels", "image"
+    temperature_means: str | None = None  # what `temperature` does to its samples; None: it is ignored
 
     def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The model's input noise for n samples (a GAN's latent, a flow's base sample at T = 1)."""
@@ -93,6 +102,14 @@ class GenerativeModule(RunnerModule):
         elif self.num_classes is not None:
             labels = self.draw_labels(n, generator)
         return self.draw_noise(n, generator), labels
+
+    def decode_batches(self, noise: torch.Tensor, labels: torch.Tensor | None, temperature: float = 1.0,
+                       batch_size: int | None = None) -> torch.Tensor:
+        """`decode` over given inputs, `batch_size` at a time, on the CPU."""
+        step = batch_size or len(noise)
+        return torch.cat([self.decode(noise[i : i + step], temperature,
+                                      *(() if labels is None else (labels[i : i + step],))).cpu()
+                          for i in range(0, len(noise), step)])
 
     def sample(self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None,
                batch_size: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -141,3 +158,41 @@ class GenerativeModule(RunnerModule):
             return out.uniform_(-1, 1) if uniform else out.normal_()
         draw = torch.rand(*shape, generator=generator) * 2 - 1 if uniform else torch.randn(*shape, generator=generator)
         return draw.to(self.device)
+
+    # -- what `gen-runner sample` and `eval` offer for every generator ---------------------------
+    @sample_mode("num_samples samples (labels=/per_class= for models conditioned on labels: a row per class)")
+    def samples(self, request: SampleRequest) -> Drawn:
+        noise, labels = self.draw_inputs(request.num_samples, request.generator, request.labels)
+        return Drawn(self.decode_batches(noise, labels, request.temperature, request.batch_size), labels,
+                     request.per_class)
+
+    @sample_mode("num_samples rows of `steps` samples along paths between two random latents (gen_runner/walks.py)")
+    def interpolate(self, request: SampleRequest) -> Drawn:
+        opts = request.options
+        noise, labels = walks.interpolation_rows(self, request.num_samples, opts["steps"], opts["interpolation"],
+                                                 request.generator, request.labels)
+        return Drawn(self.decode_batches(noise, labels, request.temperature, request.batch_size), labels,
+                     opts["steps"])
+
+    @sample_mode("a row per operand A, B, C (its samples, then the decoded mean), then the result A - B + C")
+    def arithmetic(self, request: SampleRequest) -> Drawn:
+        if request.labels is not None:
+            raise UserError("mode=arithmetic takes its samples' labels from the seed's draw; drop labels/per_class")
+        opts = request.options
+        parts = walks.vector_arithmetic(self, request.num_samples, request.generator, opts["groups"],
+                                        opts["group_size"])
+        operands, results = parts["operand_noise"], parts["result_noise"]
+        noise = torch.cat([operands.flatten(0, 1), results])
+        labels = None if parts["result_labels"] is None else torch.cat([parts["operand_labels"].flatten(),
+                                                                        parts["result_labels"]])
+        layout = [operands.shape[1]] * len(operands) + [len(results)]
+        return Drawn(self.decode_batches(noise, labels, request.temperature, request.batch_size), labels, layout)
+
+    @eval_metric("fid, kid, is, precision, recall, density, coverage (eval.metrics); Stacked MNIST: modes, "
+                 "reverse_kl", needs="images and eval.features=classifier|inception")
+    def fidelity(self, ctx):
+        if not ctx.options.features:
+            return None
+        if not self.is_image:
+            raise UserError("eval.features applies to images; this model generates points")
+        return image_metrics(ctx)

@@ -15,32 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gen_runner.base import RunnerModule
+from gen_runner.capabilities import eval_metric
 from gen_runner.errors import UserError
+from gen_runner.metrics.classification import classification_metrics
 
-__all__ = ["ClassifierModule", "classification_scores"]
-
-
-@torch.no_grad()
-def classification_scores(logits_of: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device) -> dict:
-    """Accuracy, error and mean cross-entropy (nats) of `logits_of` (data as delivered -> class
-    logits) over the labelled examples of `loader`, whose batches start (x, y); hidden labels (-1,
-    a semi-supervised train split) are skipped."""
-    correct = total = 0
-    nll = 0.0
-    for batch in loader:
-        x, y = batch[0].to(device), batch[1].to(device)
-        labelled = y >= 0
-        if not labelled.all():
-            x, y = x[labelled], y[labelled]
-        if not len(y):
-            continue
-        logits = logits_of(x)
-        correct += (logits.argmax(1) == y).sum().item()
-        nll += F.cross_entropy(logits, y, reduction="sum").item()
-        total += len(y)
-    if not total:
-        raise UserError("no labelled examples to score: evaluate on labelled data (eval.split=test, or data=...)")
-    return {"accuracy": correct / total, "error": 1 - correct / total, "nll": nll / total, "num_examples": total}
+__all__ = ["ClassifierModule"]
 
 
 class ClassifierModule(RunnerModule):
@@ -79,6 +58,6 @@ class ClassifierModule(RunnerModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def score(self, loader, device: torch.device) -> dict:
-        """Accuracy, error and mean cross-entropy (nats) over the labelled examples of `loader`."""
-        return classification_scores(lambda x: self.net(self.to_unit(x)), loader, device)
+    @eval_metric("accuracy, error, nll", needs="labelled data")
+    def classification(self, ctx):
+        return classification_metrics(ctx, lambda x: self.net(self.to_unit(x)))

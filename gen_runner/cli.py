@@ -16,7 +16,7 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 COMMANDS = {
     "train": "train a model (GAN or flow) and save checkpoints, samples, TensorBoard logs",
     "eval": "score a checkpoint: nll, bits/dim, 2-D modes, FID/KID/IS (eval.features=), accuracy, reconstruction",
-    "sample": "draw from a checkpoint (mode=samples|interpolate|arithmetic|traverse|reconstruct): PNG, .pt, .npy",
+    "sample": "draw from a checkpoint in one of its model's modes (below): PNG, .pt, .npy",
     "report": "a leaderboard (markdown, CSV, scalar plots) of the runs below directories",
 }
 HIDDEN_GROUPS = ("base", "hydra")
@@ -32,12 +32,47 @@ def config_groups() -> dict[str, list[str]]:
     return groups
 
 
+def model_target(path: Path) -> str | None:
+    """The `_target_` class a model config file names, following its defaults list (read as text)."""
+    import yaml
+
+    node = yaml.safe_load(path.read_text()) or {}
+    if "_target_" in node:
+        return node["_target_"]
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            name = entry.split("@")[0]
+            parent = (CONFIG_DIR / name.lstrip("/") if name.startswith("/") else path.parent / name).with_suffix(".yaml")
+            if parent.is_file() and (found := model_target(parent)):
+                return found
+    return None
+
+
+def sample_mode_lines() -> list[str]:
+    """Which sample modes each model option has, from the declarations in the source (no import)."""
+    from gen_runner.capabilities import static_sample_modes
+
+    declared = static_sample_modes(CONFIG_DIR.parent / "gen_runner")
+    by_model = {o: declared.get(model_target(CONFIG_DIR / "model" / f"{o}.yaml") or "", [])
+                for o in config_groups().get("model", [])}
+    by_model = {o: modes for o, modes in by_model.items() if modes}
+    common = [m for m in next(iter(by_model.values()), []) if all(m in ms for ms in by_model.values())]
+    extras: dict[tuple[str, ...], list[str]] = {}
+    for option, modes in by_model.items():
+        extras.setdefault(tuple(m for m in modes if m not in common), []).append(option)
+    lines = [f"  {'every generator':<24}{', '.join(common)}"]
+    lines += [f"  {', '.join(options):<24}+ {', '.join(modes)}" for modes, options in extras.items() if modes]
+    return lines
+
+
 def usage() -> str:
     lines = ["usage: gen-runner {train,eval,sample} [key=value ...] [hydra flags]",
              "       gen-runner report <run or multirun directory ...> [report.key=value ...]", "", "commands:"]
     lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
     lines += ["", "config groups (pick one option with group=option):"]
     lines += [f"  {group:<16}{', '.join(options)}" for group, options in config_groups().items()]
+    lines += ["", "sample modes (gen-runner sample mode=<mode> [mode.<option>=...]; options: configs/mode/<mode>.yaml):"]
+    lines += sample_mode_lines()
     lines += [
         "",
         "examples:",
@@ -46,6 +81,7 @@ def usage() -> str:
         "  gen-runner train experiment=gan_ring8 trainer=gpu",
         "  gen-runner eval ckpt_path=outputs/train/<run>/checkpoints/last.ckpt",
         "  gen-runner sample ckpt_path=<...>/last.ckpt num_samples=64 seed=1",
+        "  gen-runner sample ckpt_path=<...>/last.ckpt mode=interpolate mode.steps=5",
         "  gen-runner train --multirun model=gan,dcgan seed=0,1,2",
         "  gen-runner eval ckpt_path=<...>/last.ckpt eval.features=classifier eval.features_ckpt=<classifier>.ckpt",
         "  gen-runner report outputs/multirun/train/<time>",

@@ -70,14 +70,7 @@ class SampleConfig(_RunConfig):
     temperature: float = 1.0
     labels: Optional[list[int]] = None  # conditional models: one sample per label (num_samples is ignored)
     per_class: Optional[int] = None  # conditional models: N samples of each class, a grid row per class
-    # samples | interpolate | arithmetic (gen_runner/walks.py) | traverse (InfoGAN) | reconstruct (BiGAN, VEEGAN)
-    mode: str = "samples"
-    interpolation: str = "auto"  # interpolate: auto | linear | slerp (auto: slerp for Gaussian noise)
-    steps: int = 8  # interpolate: samples a row, endpoints included; reconstruct: examples a row
-    groups: Optional[list[list[int]]] = None  # arithmetic: A, B, C as indices into the seed's num_samples samples
-    group_size: int = 3  # arithmetic without groups: A, B, C are consecutive blocks of this size
-    code: int = 0  # traverse: the continuous code swept along the columns
-    span: float = 2.0  # traverse: the sweep covers [-span, span] (InfoGAN's fig. 2)
+    mode: Any = None  # the sample mode's options (configs/mode/<name>.yaml); its name is the group choice
 
 
 @dataclass

@@ -60,13 +60,13 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, kind: str) -> torch.Tensor:
     """`steps` points from a to b (both included) along `kind` (linear or slerp): [B, steps, ...]."""
     if steps < 2:
-        raise UserError(f"steps={steps}: an interpolation needs at least its two endpoints (steps >= 2)")
+        raise UserError(f"mode.steps={steps}: an interpolation needs at least its two endpoints (steps >= 2)")
     t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)
     if kind == "linear":
         return lerp(a, b, t)
     if kind == "slerp":
         return slerp(a, b, t)
-    raise UserError(f"interpolation={kind!r}: choose auto, linear or slerp")
+    raise UserError(f"mode.interpolation={kind!r}: choose auto, linear or slerp")
 
 
 def interpolation_rows(model, rows: int, steps: int, kind: str, generator: torch.Generator,
@@ -83,13 +83,13 @@ def interpolation_rows(model, rows: int, steps: int, kind: str, generator: torch
 def _groups(groups: Sequence[Sequence[int]] | None, group_size: int, pool: int) -> list[list[int]]:
     if groups is None:  # consecutive blocks: samples 0..k-1, k..2k-1, 2k..3k-1 of the seed's grid
         if group_size < 1:
-            raise UserError(f"group_size={group_size}: average at least one latent per operand")
+            raise UserError(f"mode.group_size={group_size}: average at least one latent per operand")
         groups = [range(i * group_size, (i + 1) * group_size) for i in range(3)]
     groups = [list(g) for g in groups]
     if len(groups) != 3 or not all(groups):
-        raise UserError(f"groups={groups}: give three non-empty lists of sample indices (A - B + C)")
+        raise UserError(f"mode.groups={groups}: give three non-empty lists of sample indices (A - B + C)")
     if any(not 0 <= i < pool for g in groups for i in g):
-        raise UserError(f"groups={groups}: indices must lie in 0..{pool - 1}, the num_samples={pool} "
+        raise UserError(f"mode.groups={groups}: indices must lie in 0..{pool - 1}, the num_samples={pool} "
                         "samples of this seed (raise num_samples)")
     return groups
 

@@ -25,7 +25,7 @@ from helpers import compose_config  # noqa: E402  (composes configs exactly as t
 from gen_runner.data.images import load_mnist  # noqa: E402
 from gen_runner.metrics.features import ClassifierFeatures, extract, real_features  # noqa: E402
 from gen_runner.metrics.suite import fidelity_metrics  # noqa: E402
-from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint  # noqa: E402
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint  # noqa: E402
 from gen_runner.tasks.train import train  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"

@@ -1,5 +1,7 @@
-"""The real command line in a subprocess: help, Hydra's flags, each model's train -> eval -> sample,
-TensorBoard's own reader on the event files, and one clear line for every bad input."""
+"""The command line: help, Hydra's flags, each model's train -> eval -> sample, TensorBoard's own reader
+on the event files, and one clear line for every bad input. Runs go through the console script's
+entry point in this process (helpers.run_cli); a few run it as a real subprocess (exit codes,
+stderr, DDP's re-launch)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +17,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import read_metrics, run_cli, run_directory
+from helpers import read_metrics, run_cli, run_directory, run_subprocess
 
 TINY_GAN = ["model.generator.mlp.hidden=[64,64]", "model.discriminator.mlp.hidden=[32,32]",
             "model.discriminator.mlp.dropout=0"]
@@ -134,7 +136,7 @@ def test_dcgan_on_digits(tmp_path):
     x = torch.load(run_directory(sample, tmp_path) / "samples/samples.pt")
     assert x.shape == (16, 1, 8, 8) and 0 <= x.min() and x.max() <= 1
     # Image metrics need a feature extractor: one line saying which.
-    assert "no metric for a GAN on data=digits without features" in error_line(
+    assert "no metric applies to model=dcgan on data=digits; it offers: fid, kid" in error_line(
         run_cli("eval", f"ckpt_path={run}/checkpoints/last.ckpt", cwd=tmp_path, check=False))
 
 
@@ -201,6 +203,17 @@ def test_bad_checkpoints(tmp_path):
     assert "needs a checkpoint" in error_line(run_cli("sample", cwd=tmp_path, check=False))
 
 
+def test_console_script_exit_codes_and_one_stderr_line(tmp_path):
+    """The installed `gen-runner` script, as a shell sees it: exit status 1 for a bad input, 2 for a bad
+    command, one line on stderr."""
+    script = os.path.join(os.path.dirname(sys.executable), "gen-runner")
+    proc = subprocess.run([script, "eval", "ckpt_path=nope.ckpt"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        "gen-runner: error: checkpoint not found: nope.ckpt; pass ckpt_path=<run directory>/checkpoints/last.ckpt"]
+    proc = subprocess.run([script, "fit"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_bad_data_files(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros(10, dtype=np.float32))
     line = error_line(run_cli("train", "data=tensor_file", "data.path=flat.npy", cwd=tmp_path, check=False))
@@ -243,7 +256,7 @@ def test_tensorboard_server_serves_the_run(gan_run):
 
 def test_ddp_on_two_cpu_processes(tmp_path):
     """trainer=ddp_cpu: two gloo ranks, relaunched by Lightning through this same CLI."""
-    proc = run_cli("train", "model=gan", "data=ring8", *TINY_GAN, "data.num_train=2000", "trainer=ddp_cpu",
+    proc = run_subprocess("train", "model=gan", "data=ring8", *TINY_GAN, "data.num_train=2000", "trainer=ddp_cpu",
                    "trainer.max_steps=12", "callbacks.checkpoint.every_n_train_steps=5", cwd=tmp_path)
     assert proc.stdout.count("Run directory:") == 1  # only rank 0 reports
     run = run_directory(proc, tmp_path)

@@ -15,7 +15,7 @@ from gen_runner.errors import UserError
 from gen_runner.metrics import fidelity
 from gen_runner.metrics.features import ClassifierFeatures, channel_labels, make_extractor, state_sha256
 from gen_runner.metrics.modes import stacked_modes
-from gen_runner.tasks.common import load_checkpoint
+from gen_runner.checkpoints import load_checkpoint
 from gen_runner.tasks.evaluate import evaluate
 from gen_runner.tasks.sample import sample
 from gen_runner.tasks.train import train

@@ -10,7 +10,7 @@ import torch
 
 from helpers import FAST, read_metrics
 from gen_runner.errors import UserError
-from gen_runner.tasks.common import load_checkpoint
+from gen_runner.checkpoints import load_checkpoint
 from gen_runner.tasks.train import train
 
 TOY = ["data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"]

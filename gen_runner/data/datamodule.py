@@ -39,6 +39,7 @@ class GenDataModule(L.LightningDataModule):
     """Shared loading, splitting and loaders. Subclasses implement `_load()`."""
 
     num_levels: int | None = None  # grey levels of image data; None for points
+    channel_modes = False  # Stacked MNIST: each channel an independent digit, the triple a mode (image metrics)
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 0,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, labels_per_class: int | None = None):
@@ -140,9 +141,10 @@ class GenDataModule(L.LightningDataModule):
         return int(max(y.max() for y in labels)) + 1 if labels else None
 
     def describe(self) -> dict:
-        """What a checkpoint records about its data, so eval and sample need no data at all."""
+        """What a checkpoint records about its data, so eval and sample need no data at all; the
+        training batch size lets a model refuse one it cannot split (PacGAN's packs) before training."""
         info = {"shape": list(self.shape), "kind": self.kind, "num_levels": self.num_levels,
-                "num_classes": self.num_classes}
+                "num_classes": self.num_classes, "batch_size": self.batch_size}
         if self.labels_per_class is not None:  # semi-supervised data: the train split hides most labels
             info["labels_per_class"] = self.labels_per_class
         return info
@@ -201,6 +203,8 @@ class StackedDataModule(GenDataModule):
     """Stacked MNIST (Metz et al. 2017, unrolled GANs; VEEGAN; PacGAN): every example stacks three
     digit images, drawn independently (seeded), as its three channels; its label is the triple
     100 a + 10 b + c, so there are 1,000 modes. `source=digits` stacks scikit-learn's 8x8 digits."""
+
+    channel_modes = True
 
     def __init__(self, source: str = "mnist", root: str | None = None, split: str = "train",
                  download: bool = False, num_examples: int = 128_000, **kwargs):

@@ -35,14 +35,17 @@ import torch
 from torch import nn
 
 from gen_runner.base import GenerativeModule
+from gen_runner.capabilities import eval_metric
 from gen_runner.flows.dequantization import Dequantization, UniformDequantization, VariationalDequantization
 from gen_runner.flows.distributions import StandardNormal
+from gen_runner.metrics.likelihood import likelihood_metrics
 
 __all__ = ["FlowModule"]
 
 
 class FlowModule(GenerativeModule):
     family = "flow"
+    temperature_means = "scales the base distribution's standard deviation (Kingma & Dhariwal 2018)"
 
     DEQUANTIZATIONS = ("uniform", "variational")
 
@@ -129,3 +132,7 @@ class FlowModule(GenerativeModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         metrics = self._metrics(self.log_prob(batch[0], self._val_generator), "val")
         self.log_dict(metrics, prog_bar=True, batch_size=len(batch[0]))
+
+    @eval_metric("nll; images: bpd (the importance-weighted dequantization bound, eval.iw_samples)")
+    def likelihood(self, ctx):
+        return likelihood_metrics(ctx)

@@ -31,7 +31,10 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from gen_runner.gans.module import GANModule
+from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mode
+from gen_runner.errors import UserError
+from gen_runner.gans.module import GANBatch, GANModule, Losses
+from gen_runner.metrics.inference import inference_metrics
 from gen_runner.gans.objectives import Objective
 
 __all__ = ["BiGANModule"]
@@ -39,29 +42,22 @@ __all__ = ["BiGANModule"]
 
 class BiGANModule(GANModule):
     """The GAN loop with an `encoder(data_shape, latent_dim)` and a
-    `discriminator(data_shape, latent_dim)` of (x, z) pairs; the latent batch of each step is kept
-    as `noise_batch`, so the losses see the z of the batch's fakes."""
+    `discriminator(data_shape, latent_dim)` of (x, z) pairs; the losses pair the batch's fakes
+    with their z (`GANBatch.noise`)."""
+
+    judges_single_examples = "the discriminator judges single (x, z) pairs"
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  encoder: Callable[..., nn.Module], objective: Objective | None, data: dict,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None, latent_dim: int = 100,
                  stochastic_encoder: bool = False, **kwargs):
         name = type(self).__name__.removesuffix("Module")
-        if kwargs.get("pack", 1) != 1:
-            raise ValueError(f"model.pack={kwargs['pack']}: {name}'s discriminator judges single (x, z) pairs; "
-                             "set model.pack=1")
         if kwargs.get("regularizers"):
             raise ValueError(f"model.regularizers: {name} takes no regularizer terms; set model.regularizers=[]")
         super().__init__(generator, functools.partial(discriminator, latent_dim=latent_dim), objective, data,
                          optimizer, latent_dim, **kwargs)
         self.stochastic_encoder = stochastic_encoder
         self.encoder = encoder(data_shape=self.data_shape, latent_dim=latent_dim * (2 if stochastic_encoder else 1))
-        self.noise_batch: torch.Tensor | None = None
-
-    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The latent batch, kept as `noise_batch`: the base step passes only G(z) to the losses."""
-        self.noise_batch = super().draw_noise(n, generator)
-        return self.noise_batch
 
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """E(x): examples in model space -> latents; a stochastic encoder's draw, or its mean
@@ -76,21 +72,39 @@ class BiGANModule(GANModule):
         return self.discriminator(x, z)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruction(self, x: torch.Tensor) -> torch.Tensor:
         """G(E(x)) in data space, for data as delivered (discrete pixel values, or points)."""
         return self.decode(self.encode(self.preprocess(x.to(self.device))))
 
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
         with torch.no_grad():
-            z_real = self.encode(real)
-        data_pairs = self.pair_logits(real, z_real)
-        return {"train/d_loss": self.objective.d_loss(data_pairs, self.pair_logits(fake.detach(), self.noise_batch))}
+            z_real = self.encode(batch.real)
+        data_pairs = self.pair_logits(batch.real, z_real)
+        return Losses({"train/d_loss": self.objective.d_loss(data_pairs,
+                                                             self.pair_logits(batch.fake.detach(), batch.noise))})
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        data_pairs, sample_pairs = self.pair_logits(real, self.encode(real)), self.pair_logits(fake, self.noise_batch)
+    def generator_loss(self, batch: GANBatch) -> Losses:
+        data_pairs = self.pair_logits(batch.real, self.encode(batch.real))
+        sample_pairs = self.pair_logits(batch.fake, batch.noise)
         if getattr(self.objective, "generator_loss", None) == "minimax":
-            return {"train/g_loss": -self.objective.d_loss(data_pairs, sample_pairs)}
-        return {"train/g_loss": self.objective.d_loss(sample_pairs, data_pairs)}  # the labels swapped
+            return Losses({"train/g_loss": -self.objective.d_loss(data_pairs, sample_pairs)})
+        return Losses({"train/g_loss": self.objective.d_loss(sample_pairs, data_pairs)})  # the labels swapped
 
     def generator_parameters(self) -> Iterable[nn.Parameter]:
         return itertools.chain(self.generator.parameters(), self.encoder.parameters())
+
+    @sample_mode("the first num_samples test examples in rows of `mode.steps`, each row followed by its "
+                 "reconstructions G(E(x))")
+    def reconstruct(self, request: SampleRequest) -> Drawn:
+        if request.labels is not None:
+            raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
+        x = request.data().splits["test"].tensors[0][: request.num_samples]
+        step = request.batch_size or len(x)
+        recon = torch.cat([self.reconstruction(x[i : i + step]).cpu() for i in range(0, len(x), step)])
+        steps = request.options["steps"]
+        rows = [part for pair in zip(torch.split(self.to_unit(x), steps), torch.split(recon, steps)) for part in pair]
+        return Drawn(torch.cat(rows), None, [len(r) for r in rows])
+
+    @eval_metric("reconstruction_mse; labelled data: probe_accuracy (a linear probe on E(x))")
+    def inference(self, ctx):
+        return inference_metrics(ctx)

@@ -9,7 +9,7 @@ distribution (the label prior p(y) the papers sample): the generated label margi
 the data's also when classes are unbalanced, and everything D judges in a step (real, fake and
 the regularizers' interpolates between them) carries the same labels. `sample` and `eval` draw
 for given labels, or for labels uniform over the classes. No packing: D judges one example with
-its label.
+its label (`judges_single_examples`).
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from gen_runner.capabilities import eval_metric
 from gen_runner.errors import UserError
 from gen_runner.gans.module import GANModule
 from gen_runner.gans.objectives import Objective
+from gen_runner.metrics.suite import class_accuracy_metric
 
 __all__ = ["ConditionalGANModule"]
 
@@ -29,6 +31,9 @@ __all__ = ["ConditionalGANModule"]
 class ConditionalGANModule(GANModule):
     """The GAN loop with `generator(..., num_classes)` and `discriminator(..., num_classes)` nets
     taking the labels: G(z, y), D(x, y)."""
+
+    inputs = ("noise", "labels")
+    judges_single_examples = "the discriminator judges one example with its label"
 
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  objective: Objective, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
@@ -41,9 +46,6 @@ class ConditionalGANModule(GANModule):
             raise UserError(f"conditional GANs (model=cgan, acgan) need every training label, but "
                             f"data.labels_per_class={data['labels_per_class']} hides most; drop it (or train the "
                             "semi-supervised model=ssgan)")
-        if kwargs.get("pack", 1) != 1:
-            raise ValueError(f"model.pack={kwargs['pack']}: the discriminator judges one example with its label; "
-                             "set model.pack=1")
         super().__init__(functools.partial(generator, num_classes=num_classes),
                          functools.partial(discriminator, num_classes=num_classes), objective, data, optimizer,
                          **kwargs)
@@ -52,6 +54,10 @@ class ConditionalGANModule(GANModule):
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(noise, labels)
 
-    def critic(self, x: torch.Tensor) -> torch.Tensor:
-        """D(x, y) with the training batch's labels, which its real examples and fakes share."""
-        return self.discriminator(x, self.batch_labels)
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D(x, y): the step's real examples and fakes share the batch's labels."""
+        return self.discriminator(x, labels)
+
+    @eval_metric("class_accuracy", needs="eval.features=classifier, a classifier of the model's classes")
+    def class_accuracy(self, ctx):
+        return class_accuracy_metric(ctx)

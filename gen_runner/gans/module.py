@@ -32,10 +32,12 @@ import torch
 from torch import nn
 
 from gen_runner.base import GenerativeModule
+from gen_runner.capabilities import eval_metric
 from gen_runner.data.images import from_gan_range, to_gan_range
 from gen_runner.errors import UserError
 from gen_runner.gans.objectives import Objective
 from gen_runner.gans.regularizers import apply_spectral_norm
+from gen_runner.metrics.modes import mode_metrics
 
 __all__ = ["GANModule", "GANBatch", "Losses", "packed_shape"]
 
@@ -148,6 +150,11 @@ class GANModule(GenerativeModule):
     def decode(self, noise: torch.Tensor, temperature: float = 1.0, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.generate(noise, labels)
         return (from_gan_range(x, self.num_levels) / (self.num_levels - 1)).clamp(0, 1) if self.is_image else x
+
+    @eval_metric("modes, high_quality_pct, reverse_kl (2,500 samples, as PacGAN/VEEGAN)",
+                 needs="2-D Gaussian-mixture data: ring8, grid25, gauss8")
+    def modes(self, ctx):
+        return mode_metrics(ctx)
 
     # -- what the discriminator sees -----------------------------------------------------------
     def packed(self, x: torch.Tensor) -> torch.Tensor:

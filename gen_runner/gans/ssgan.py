@@ -23,7 +23,9 @@ noise) of the squared difference of the batch means, as the authors' code; or
 
 The data must be semi-supervised (`data.labels_per_class=N`): the train batches are
 (x, y, x_labelled, y_labelled) (gen_runner/data/datamodule.py) and each D step reads a labelled
-batch as large as the unlabelled one, as the authors' code. D sees images in [0, 1], the authors'
+batch as large as the unlabelled one, as the authors' code (the loop hands it to the losses as
+`GANBatch.extra`). D's loss logs `train/d_loss`, the sum of its terms, and `train/labelled_acc`,
+its accuracy on the labelled batch, as statistics. D sees images in [0, 1], the authors'
 range: G's tanh output u in [-1, 1] enters D as (u + 1) / 2 = sigmoid(2a), the authors' sigmoid
 generator up to a factor 2 in its last pre-activation. Not reproduced: the authors' data-dependent
 initialization of the weight-normalised layers and their test-time Polyak average of D's weights
@@ -40,10 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gen_runner.classifier import classification_scores
+from gen_runner.capabilities import eval_metric
 from gen_runner.errors import UserError
-from gen_runner.gans.module import GANModule
+from gen_runner.gans.module import GANBatch, GANModule, Losses
 from gen_runner.gans.objectives import StandardGAN
+from gen_runner.metrics.classification import classification_metrics
 
 __all__ = ["SSGANModule", "real_logit", "unsupervised_loss", "feature_matching"]
 
@@ -65,6 +68,8 @@ def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -
 
 
 class SSGANModule(GANModule):
+    judges_single_examples = "the discriminator classifies single examples"
+
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module], data: dict,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None, latent_dim: int = 100,
                  unsupervised_weight: float = 1.0, generator_loss: str = "feature_matching", **kwargs):
@@ -74,14 +79,10 @@ class SSGANModule(GANModule):
                             "(e.g. data=digits data.labels_per_class=10: 100 labels)")
         if generator_loss not in ("feature_matching", "non_saturating"):
             raise ValueError(f"model.generator_loss={generator_loss!r}: choose feature_matching or non_saturating")
-        if kwargs.get("pack", 1) != 1:
-            raise ValueError(f"model.pack={kwargs['pack']}: the discriminator classifies single examples; "
-                             "set model.pack=1")
         super().__init__(generator, functools.partial(discriminator, num_classes=num_classes), StandardGAN(), data,
                          optimizer, latent_dim, **kwargs)
         self.label_classes = num_classes  # what D classifies; `num_classes` would make the GAN conditional
         self.unsupervised_weight, self.generator_objective = unsupervised_weight, generator_loss
-        self.labelled: tuple[torch.Tensor, torch.Tensor] | None = None  # this step's labelled batch
 
     # -- D as a classifier ----------------------------------------------------------------------
     def d_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,39 +93,40 @@ class SSGANModule(GANModule):
         """D's K class logits of examples in model space."""
         return self.discriminator(self.d_input(x))
 
-    def critic(self, x: torch.Tensor) -> torch.Tensor:
+    def critic(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return real_logit(self.classify(x))
 
     # -- losses ----------------------------------------------------------------------------------
-    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        x_labelled, y_labelled = self.labelled
-        fake = fake.detach()
+    def labelled(self, batch: GANBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's labelled batch: x_labelled in model space, y_labelled."""
+        if len(batch.extra) != 2:
+            raise UserError("model=ssgan needs semi-supervised batches (x, y, x_labelled, y_labelled): "
+                            "pass data.labels_per_class=N")
+        x_labelled, y_labelled = batch.extra
+        return self.preprocess(x_labelled), y_labelled
+
+    def discriminator_loss(self, batch: GANBatch) -> Losses:
+        x_labelled, y_labelled = self.labelled(batch)
+        real, fake = batch.real, batch.fake.detach()
         logits_labelled = self.classify(x_labelled)
-        self.labelled_accuracy = (logits_labelled.argmax(1) == y_labelled).float().mean().detach()
         terms = {"train/d_supervised": F.cross_entropy(logits_labelled, y_labelled),
                  "train/d_unsupervised": self.unsupervised_weight * unsupervised_loss(self.classify(real),
                                                                                      self.classify(fake))}
-        return terms | self.regularizer_terms("discriminator", real, fake)
+        terms |= self.regularizer_terms("discriminator", real, fake)
+        return Losses(terms, {"train/d_loss": sum(terms.values()),
+                              "train/labelled_acc": (logits_labelled.argmax(1) == y_labelled).float().mean()})
 
-    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def generator_loss(self, batch: GANBatch) -> Losses:
+        real, fake = batch.real, batch.fake
         if self.generator_objective == "feature_matching":
             with torch.no_grad():
                 real_features = self.discriminator.features(self.d_input(real))[0]
             loss = feature_matching(real_features, self.discriminator.features(self.d_input(fake))[0])
         else:
             loss = F.softplus(-self.critic(fake)).mean()
-        return {"train/g_loss": loss} | self.regularizer_terms("generator", real, fake)
+        return Losses({"train/g_loss": loss} | self.regularizer_terms("generator", real, fake))
 
-    # -- training and validation -----------------------------------------------------------------
-    def training_step(self, batch, batch_idx: int):
-        if len(batch) != 4:
-            raise UserError("model=ssgan needs semi-supervised batches (x, y, x_labelled, y_labelled): "
-                            "pass data.labels_per_class=N")
-        self.labelled = (self.preprocess(batch[2]), batch[3])
-        logs = super().training_step(batch, batch_idx)
-        d_loss = sum(v for k, v in logs.items() if k.startswith("train/d_"))  # the terms D's step minimised
-        self.log_dict({"train/d_loss": d_loss, "train/labelled_acc": self.labelled_accuracy}, prog_bar=True)
-        return logs
+    # -- validation ------------------------------------------------------------------------------
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch[0], batch[1]
@@ -132,6 +134,7 @@ class SSGANModule(GANModule):
         self.log_dict({"val/loss": F.cross_entropy(logits, y), "val/acc": (logits.argmax(1) == y).float().mean()},
                       prog_bar=True, batch_size=len(y))
 
-    def score(self, loader, device: torch.device) -> dict:
-        """D's accuracy, error and mean cross-entropy (nats) over the labelled examples of `loader`."""
-        return classification_scores(lambda x: self.discriminator(self.to_unit(x)), loader, device)
+    @eval_metric("accuracy, error (the discriminator's argmax over the K data classes)", needs="labelled data")
+    def classification(self, ctx):
+        return classification_metrics(ctx, lambda x: self.discriminator(self.to_unit(x)), ("accuracy", "error"),
+                                      "the discriminator's argmax over the K data classes")

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
 from gen_runner.errors import UserError
 
 __all__ = ["ClassifierFeatures", "InceptionFeatures", "make_extractor", "extract", "state_sha256",
@@ -45,8 +46,6 @@ class ClassifierFeatures:
     name = "classifier"
 
     def __init__(self, ckpt_path: str, device: torch.device):
-        from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
-
         ckpt = load_checkpoint(ckpt_path)
         family = ckpt["gen_runner"]["family"]
         if family != "classifier":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["encode_split", "reconstruction_mse", "linear_probe"]
+__all__ = ["encode_split", "reconstruction_mse", "linear_probe", "inference_metrics"]
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def reconstruction_mse(model, loader, device) -> float:
     total, n = 0.0, 0
     for batch in loader:
         x = batch[0].to(device)
-        error = (model.to_unit(x) - model.reconstruct(x)).pow(2).flatten(1)
+        error = (model.to_unit(x) - model.reconstruction(x)).pow(2).flatten(1)
         total += (error.mean(1) if model.is_image else error.sum(1)).sum().item()
         n += len(x)
     return total / n
@@ -51,3 +51,22 @@ def linear_probe(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, n
     features, labels = train
     probe.fit(features[labels >= 0], labels[labels >= 0])
     return float(probe.score(*test))
+
+
+def inference_metrics(ctx) -> tuple[dict, dict]:
+    """`reconstruction_mse` over the evaluated split(s) and, on labelled data (split not train),
+    `probe_accuracy` of a probe fitted on the train split."""
+    model, dm, device = ctx.model, ctx.datamodule, ctx.device
+    loaders = ctx.loaders()
+    n = sum(len(loader.dataset) for loader in loaders)
+    metrics = {"reconstruction_mse": sum(reconstruction_mse(model, loader, device) * len(loader.dataset)
+                                         for loader in loaders) / n}
+    protocol = {"reconstruction_mse": "mean over the split of ||x - G(E(x))||^2 in data space "
+                                      "(images in [0, 1]: per pixel; points: squared distance)"}
+    if dm.num_classes is not None and ctx.options.split != "train":
+        evaluated = [encode_split(model, loader, device) for loader in loaders]
+        test = tuple(np.concatenate(parts) for parts in zip(*evaluated))
+        metrics["probe_accuracy"] = linear_probe(encode_split(model, dm.loader("train"), device), test, ctx.seed)
+        protocol["probe_accuracy"] = ("logistic regression (standardised features, L2, C = 1) on E(x), fitted on "
+                                      "the train split, accuracy on the evaluated split")
+    return metrics, protocol

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["likelihood"]
+from gen_runner.errors import UserError
+from gen_runner.metrics.context import pooled
+
+__all__ = ["likelihood", "likelihood_metrics"]
 
 
 @torch.no_grad()
@@ -27,3 +30,21 @@ def likelihood(model, loader, device: torch.device, seed: int = 0, iw_samples: i
     if model.is_image:
         out["bpd"] = model.bits_per_dim(torch.tensor(-nll)).item()
     return out | {"num_examples": count}
+
+
+def likelihood_metrics(ctx) -> tuple[dict, dict]:
+    """`likelihood` pooled over the evaluated split(s), with its protocol."""
+    model, opts = ctx.model, ctx.options
+    if tuple(ctx.datamodule.shape) != model.data_shape:
+        raise UserError(f"the data has examples of shape {tuple(ctx.datamodule.shape)} but the model was trained on "
+                        f"{model.data_shape}; pass data of the same shape")
+    if opts.iw_samples < 1:
+        raise UserError(f"eval.iw_samples={opts.iw_samples}: pass at least 1 dequantization draw per image")
+    metrics, n = pooled([likelihood(model, loader, ctx.device, ctx.seed, opts.iw_samples) for loader in ctx.loaders()])
+    protocol = {"split": opts.split, "num_examples": n, "unit": "nll: nats per example"}
+    if model.is_image:
+        protocol.update(dequantization=model.dequantization, iw_samples=opts.iw_samples, num_levels=model.num_levels,
+                        unit="nll: nats per image; bpd: bits per dimension of the discrete data",
+                        bound="log P(x) >= log mean_s exp(log p(u_s) - D log K - log q(v_s|x)), "
+                              "iw_samples dequantization draws v_s per image")
+    return metrics, protocol

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mode_coverage", "stacked_modes"]
+from gen_runner.data.toy import GaussianMixture
+
+__all__ = ["mode_coverage", "stacked_modes", "mode_metrics"]
 
 
 def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, std: float, threshold: float = 3.0) -> dict:
@@ -46,3 +48,17 @@ def stacked_modes(digits: torch.Tensor) -> dict:
     hist = torch.bincount(digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2], minlength=1000)
     p = hist[hist > 0].double() / len(digits)
     return {"modes": len(p), "reverse_kl": (p * (p * 1000).log()).sum().item()}
+
+
+def mode_metrics(ctx) -> tuple[dict, dict] | None:
+    """`mode_coverage` of `eval.num_samples` samples from the seed, on a 2-D Gaussian mixture; None
+    on other data."""
+    distribution = getattr(ctx.datamodule, "distribution", None)
+    if not isinstance(distribution, GaussianMixture):
+        return None
+    opts = ctx.options
+    samples = ctx.model.sample(opts.num_samples, generator=ctx.generator(), batch_size=opts.batch_size).cpu()
+    protocol = {"num_samples": opts.num_samples, "threshold_std": 3.0, "num_modes": len(distribution.centers),
+                "assignment": "nearest mode; captured = at least one sample within 3 std",
+                "reverse_kl": "KL(generated mode histogram || uniform), nats"}
+    return mode_coverage(samples, distribution.centers, distribution.std), protocol

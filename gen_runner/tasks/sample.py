@@ -1,18 +1,13 @@
-"""`gen-runner sample`: draw samples from a checkpoint into <run>/samples/ as PNG, .pt and .npy.
+"""`gen-runner sample`: draw from a checkpoint into <run>/samples/ as PNG, .pt and .npy.
 
-Images are saved in [0, 1] (N x C x H x W), points as the data (N x D). Conditional models
-(cgan, acgan) sample `labels=[...]` (one sample per entry) or `per_class=N` (N of each class, a
-PNG row per class) instead of `num_samples`, and write the samples' labels to labels.npy.
+Images are saved in [0, 1] (N x C x H x W), points as the data (N x D). Models conditioned on labels
+sample `labels=[...]` (one sample per entry) or `per_class=N` (N of each class, a PNG row per class)
+instead of `num_samples`, and write the samples' labels to labels.npy.
 
-`mode` picks what is drawn (gen_runner/walks.py says how): `samples` (the default), `interpolate`
-(`num_samples` rows of `steps` samples between two random latents, interpolate.png a row per path)
-and `arithmetic` (Radford et al. 2015's vector arithmetic, arithmetic.png: a row per operand, then
-the result) and, for InfoGAN, `traverse` (traverse.png: a row per value of the first categorical
-code, continuous code `code` swept over [-span, span] along the `steps` columns, as the InfoGAN
-paper's fig. 2) and, for models with an encoder (BiGAN, VEEGAN), `reconstruct` (reconstruct.png:
-the first `num_samples` examples of the checkpoint's test split in rows of `steps`, each row
-followed by its reconstructions G(E(x))). Every mode writes what its picture shows, row by row, to
-samples.pt / samples.npy (and the labels of a conditional model's samples to labels.npy).
+`mode=<name>` picks what is drawn among the sample modes the checkpoint's model declares
+(gen_runner/capabilities.py; every generator has samples, interpolate and arithmetic, variants add
+their own); `mode.<option>=...` sets the mode's options (configs/mode/<name>.yaml). Every mode
+writes what its picture shows, row by row, to samples.pt / samples.npy.
 """
 from __future__ import annotations
 
@@ -23,8 +18,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from gen_runner.capabilities import SampleRequest, sample_modes
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
 from gen_runner.errors import UserError
-from gen_runner import walks
+from gen_runner.instantiate import build_datamodule
 from gen_runner.tasks import common
 from gen_runner.visualize import save_samples_picture
 
@@ -39,69 +36,11 @@ def _labels(cfg: DictConfig, model, info: dict) -> torch.Tensor | None:
         return None
     if cfg.labels is not None and cfg.per_class is not None:
         raise UserError("pass labels=[...] or per_class=N, not both")
-    if model.num_classes is None:
+    if "labels" not in model.inputs:
         raise UserError(f"{cfg.ckpt_path} holds an unconditional model (model={info['choices'].get('model')}): "
                         "labels and per_class need a conditional one (model=cgan, acgan); drop them")
     log.info("labels/per_class given: num_samples is ignored")
     return model.check_labels(cfg.labels) if cfg.labels is not None else model.class_rows(cfg.per_class)
-
-
-def _decode(model, noise: torch.Tensor, labels: torch.Tensor | None, temperature: float,
-            batch_size: int | None) -> torch.Tensor:
-    step = batch_size or len(noise)
-    return torch.cat([model.decode(noise[i : i + step], temperature,
-                                   *(() if labels is None else (labels[i : i + step],))).cpu()
-                      for i in range(0, len(noise), step)])
-
-
-def _draw(cfg: DictConfig, model, labels: torch.Tensor | None, generator: torch.Generator, info: dict
-          ) -> tuple[torch.Tensor, torch.Tensor | None, list[int] | int | None]:
-    """(samples, their labels or None, the picture's layout: images a row, or each row's length)."""
-    n = cfg.num_samples if labels is None else len(labels)
-    if cfg.mode == "samples":
-        noise, labels = model.draw_inputs(n, generator, labels)
-        layout = cfg.per_class
-    elif cfg.mode == "interpolate":
-        noise, labels = walks.interpolation_rows(model, n, cfg.steps, cfg.interpolation, generator, labels)
-        layout = cfg.steps
-    elif cfg.mode == "arithmetic":
-        if labels is not None:
-            raise UserError("mode=arithmetic takes its samples' labels from the seed's draw; drop labels/per_class")
-        parts = walks.vector_arithmetic(model, cfg.num_samples, generator, cfg.groups, cfg.group_size)
-        operands, results = parts["operand_noise"], parts["result_noise"]
-        noise = torch.cat([operands.flatten(0, 1), results])
-        labels = None if parts["result_labels"] is None else torch.cat([parts["operand_labels"].flatten(),
-                                                                        parts["result_labels"]])
-        layout = [operands.shape[1]] * len(operands) + [len(results)]
-    elif cfg.mode == "reconstruct":
-        samples, layout = _reconstructions(cfg, model, labels, info)
-        return samples, None, layout
-    elif cfg.mode == "traverse":
-        if not hasattr(model, "traverse_inputs"):
-            raise UserError("mode=traverse varies an InfoGAN's latent codes: pass a model=infogan checkpoint")
-        rows = model.categorical[0] if model.categorical else 1
-        noise = model.traverse_inputs(cfg.code, rows, cfg.steps, cfg.span, generator)
-        layout = cfg.steps
-    else:
-        raise UserError(f"mode={cfg.mode!r}: choose samples, interpolate, arithmetic, traverse or reconstruct")
-    return _decode(model, noise, labels, cfg.temperature, cfg.batch_size), labels, layout
-
-
-def _reconstructions(cfg: DictConfig, model, labels, info: dict) -> tuple[torch.Tensor, list[int]]:
-    """The first `num_samples` examples of the checkpoint's test split and G(E(x)), in row pairs;
-    `info`: the checkpoint's run record."""
-    if not hasattr(model, "reconstruct"):
-        raise UserError("mode=reconstruct needs a model with an encoder: pass a model=bigan (or veegan) checkpoint")
-    if labels is not None:
-        raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
-    dm = common.build_datamodule(info["config"]["data"], info["config"]["seed"],
-                                 what=f"data={info['choices'].get('data')} (the checkpoint's)")
-    x = dm.splits["test"].tensors[0][: cfg.num_samples]
-    step = cfg.batch_size or len(x)
-    recon = torch.cat([model.reconstruct(x[i : i + step]).cpu() for i in range(0, len(x), step)])
-    rows = [part for pair in zip(torch.split(model.to_unit(x), cfg.steps), torch.split(recon, cfg.steps))
-            for part in pair]
-    return torch.cat(rows), [len(r) for r in rows]
 
 
 def _picture(samples: torch.Tensor, layout: list[int] | int | None, path) -> Path:
@@ -117,18 +56,31 @@ def _picture(samples: torch.Tensor, layout: list[int] | int | None, path) -> Pat
 def sample(cfg: DictConfig) -> torch.Tensor:
     if cfg.num_samples < 1:
         raise UserError(f"num_samples={cfg.num_samples}: ask for at least one sample")
-    ckpt = common.load_checkpoint(cfg.ckpt_path)
+    ckpt = load_checkpoint(cfg.ckpt_path)
     info = ckpt["gen_runner"]
-    if info["family"] not in ("gan", "flow"):
-        raise UserError(f"{cfg.ckpt_path} holds a {info['family']}, which does not sample; "
-                        "pass a GAN or flow checkpoint")
-    if info["family"] == "gan" and cfg.temperature != 1.0:
-        log.warning("temperature=%s is ignored: it scales a flow's base distribution, not a GAN's latent",
-                    cfg.temperature)
+    model_name = info["choices"].get("model")
     device = common.device_for(cfg.trainer)
-    model = common.model_from_checkpoint(ckpt).to(device)
+    model = model_from_checkpoint(ckpt).to(device)
+    modes, mode = sample_modes(model), common.choices().get("mode", "samples")
+    if not modes:
+        raise UserError(f"{cfg.ckpt_path} holds a model={model_name}, which does not sample; "
+                        "pass a GAN or flow checkpoint")
+    if mode not in modes:
+        raise UserError(f"mode={mode}: a model={model_name} checkpoint samples in the modes {', '.join(modes)}; "
+                        "pick one of them")
+    if cfg.temperature != 1.0 and model.temperature_means is None:
+        log.warning("temperature=%s is ignored: model=%s has no temperature (it scales a flow's base "
+                    "distribution)", cfg.temperature, model_name)
     labels = _labels(cfg, model, info)
-    samples, labels, layout = _draw(cfg, model, labels, torch.Generator().manual_seed(cfg.seed), info)
+    request = SampleRequest(
+        num_samples=cfg.num_samples if labels is None else len(labels),
+        options=common.container(cfg.mode) if cfg.mode is not None else {},
+        generator=torch.Generator().manual_seed(cfg.seed), temperature=cfg.temperature,
+        batch_size=cfg.batch_size, labels=labels, per_class=cfg.per_class,
+        data=lambda: build_datamodule(info["config"]["data"], info["config"]["seed"],
+                                      what=f"data={info['choices'].get('data')} (the checkpoint's)"))
+    samples, labels, layout = modes[mode].draw(request)
+
     out = common.run_dir() / "samples"
     out.mkdir(parents=True, exist_ok=True)
     torch.save(samples, out / "samples.pt")
@@ -137,6 +89,6 @@ def sample(cfg: DictConfig) -> torch.Tensor:
     if labels is not None:
         np.save(out / "labels.npy", labels.cpu().numpy())
         files["Labels"] = out / "labels.npy"
-    picture = _picture(samples, layout, out / f"{cfg.mode}.png")
+    picture = _picture(samples, layout, out / f"{mode}.png")
     common.finish({"Samples": picture, **files}, common.run_dir())
     return samples

@@ -7,14 +7,16 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
 from gen_runner.callbacks.resume import ResumeState
+from gen_runner.checkpoints import load_checkpoint
 from gen_runner.errors import UserError
+from gen_runner.instantiate import build, build_datamodule, build_model
 from gen_runner.tasks import common
 
 __all__ = ["train"]
 
 
 def _check_resume(cfg: DictConfig, picked: dict[str, str]) -> None:
-    info = common.load_checkpoint(cfg.ckpt_path)["gen_runner"]
+    info = load_checkpoint(cfg.ckpt_path)["gen_runner"]
     was = info.get("choices", {}).get("model")
     if was and was != picked.get("model"):
         raise UserError(f"{cfg.ckpt_path} holds a model={was} run but this run is model={picked.get('model')}; "
@@ -41,8 +43,8 @@ def train(cfg: DictConfig) -> dict:
     seed_everything(cfg.seed, workers=True, verbose=False)
     out = common.run_dir()
 
-    dm = common.build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
-    model = common.build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
+    dm = build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
+    model = build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
     model.run_info = {"config": common.container(cfg), "choices": picked}
 
     for name, node in cfg.callbacks.items():
@@ -50,12 +52,12 @@ def train(cfg: DictConfig) -> dict:
             raise UserError(f"callbacks.{name} sets {list(node)} but names no class (_target_): a preset or "
                             "override configures a callback this callbacks= option leaves out; drop it or pick "
                             "callbacks=default")
-    callbacks = [common.build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
+    callbacks = [build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
     callbacks.append(ResumeState())
-    loggers = [common.build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
-    trainer = common.build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
 
-    trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
 
     last = out / "checkpoints" / "last.ckpt"
     if getattr(trainer.checkpoint_callback, "_last_global_step_saved", None) != trainer.global_step:

@@ -81,7 +81,8 @@ def test_toy_splits_are_seeded_and_distinct():
     again.setup()
     assert torch.equal(dm.splits["train"].tensors[0], again.splits["train"].tensors[0])
     assert not torch.equal(dm.splits["val"].tensors[0][:50], dm.splits["train"].tensors[0][:50])
-    assert dm.describe() == {"shape": [2], "kind": "points", "num_levels": None, "num_classes": None}
+    assert dm.describe() == {"shape": [2], "kind": "points", "num_levels": None, "num_classes": None,
+                             "batch_size": 10}
 
 
 def test_digits_split_and_description():
@@ -89,7 +90,8 @@ def test_digits_split_and_description():
     dm.setup()
     sizes = {k: len(v) for k, v in dm.splits.items()}
     assert sizes == {"val": 180, "test": 180, "train": 1437}
-    assert dm.describe() == {"shape": [1, 8, 8], "kind": "images", "num_levels": 17, "num_classes": 10}
+    assert dm.describe() == {"shape": [1, 8, 8], "kind": "images", "num_levels": 17, "num_classes": 10,
+                             "batch_size": 64}
     x, y = next(iter(dm.train_dataloader()))
     assert x.dtype == torch.uint8 and x.max() <= 16 and y.shape == (64,)
 
@@ -128,7 +130,8 @@ def test_mnist_module_reads_either_file_set(tmp_path, split, prefix):
     _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(100) % 10)
     dm = MNISTDataModule(str(tmp_path), split=split, batch_size=10, seed=0)
     dm.setup()
-    assert dm.describe() == {"shape": [1, 28, 28], "kind": "images", "num_levels": 256, "num_classes": 10}
+    assert dm.describe() == {"shape": [1, 28, 28], "kind": "images", "num_levels": 256, "num_classes": 10,
+                             "batch_size": 10}
     assert sum(len(d) for d in dm.splits.values()) == 100
 
 
@@ -141,4 +144,5 @@ def test_image_folder_module(tmp_path):
             Image.new("RGB", (20, 14), (i * 20, 0, 0)).save(tmp_path / label / f"{i}.png")
     dm = ImageFolderDataModule(str(tmp_path), size=8, channels=3, batch_size=4, num_workers=0)
     dm.setup()
-    assert dm.describe() == {"shape": [3, 8, 8], "kind": "images", "num_levels": 256, "num_classes": 2}
+    assert dm.describe() == {"shape": [3, 8, 8], "kind": "images", "num_levels": 256, "num_classes": 2,
+                             "batch_size": 4}

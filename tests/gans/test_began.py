@@ -15,7 +15,7 @@ from gen_runner.gans.began import BEGANModule
 from gen_runner.nets.autoencoder import (BEGANGenerator, ConvAutoencoder, MLPAutoencoder, began_discriminator,
                                          began_generator)
 from gen_runner.nets.mlp import MLPGenerator
-from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
 from gen_runner.tasks.train import train
 
 TOY = ["data=ring8", "data.num_train=400", "data.num_val=100", "data.num_test=100", "data.batch_size=50"]

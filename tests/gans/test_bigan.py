@@ -14,6 +14,8 @@ from gen_runner.gans.bigan import BiGANModule
 from gen_runner.gans.module import GANBatch
 from gen_runner.gans.objectives import StandardGAN, Wasserstein
 from gen_runner.nets.gan import JointDiscriminator, encoder, joint_discriminator
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
+from gen_runner.instantiate import build_datamodule
 from gen_runner.tasks import common
 from gen_runner.tasks.evaluate import evaluate
 from gen_runner.tasks.sample import sample
@@ -133,12 +135,12 @@ MOONS = ["model=bigan", "data=moons", "data.num_train=5000", "data.num_val=100",
 def test_the_encoder_learns_an_approximate_inverse_on_2d_data(make_config):
     cfg = make_config("train", *MOONS, "trainer.max_steps=300")
     train(cfg)
-    gan = common.model_from_checkpoint(common.load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt"))
+    gan = model_from_checkpoint(load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt"))
     gan.eval()
-    x = common.build_datamodule(cfg.data, cfg.seed).splits["test"].tensors[0]
+    x = build_datamodule(cfg.data, cfg.seed).splits["test"].tensors[0]
     shuffled = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))]
     # G(E(x)) lands near x: a small fraction of the distance between two random data points
-    assert (gan.reconstruct(x) - x).pow(2).sum(1).mean() < 0.15 * (x - shuffled).pow(2).sum(1).mean()
+    assert (gan.reconstruction(x) - x).pow(2).sum(1).mean() < 0.15 * (x - shuffled).pow(2).sum(1).mean()
     z = gan.draw_noise(1000, torch.Generator().manual_seed(0))
     with torch.no_grad():
         z_back = gan.encode(gan.generate(z))
@@ -164,7 +166,7 @@ def test_train_eval_and_reconstruct_on_digits(make_config, kind):
     out = common.run_dir() / "samples"
     pictured = np.load(out / "samples.npy")
     assert pictured.shape == (20, 1, 8, 8) and (out / "reconstruct.png").is_file()
-    test_images = common.build_datamodule(cfg.data, cfg.seed).splits["test"].tensors[0][:10].numpy() / 16
+    test_images = build_datamodule(cfg.data, cfg.seed).splits["test"].tensors[0][:10].numpy() / 16
     np.testing.assert_allclose(pictured[[0, 1, 2, 3, 8, 9, 10, 11, 16, 17]], test_images)  # rows x, G(E(x)), ...
 
 

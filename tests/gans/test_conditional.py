@@ -21,7 +21,8 @@ from gen_runner.gans.objectives import StandardGAN
 from gen_runner.nets.conditional import ProjectionDiscriminator
 from gen_runner.nets.dcgan import DCGANDiscriminator
 from gen_runner.nets.mlp import MLPDiscriminator
-from gen_runner.tasks import common
+from gen_runner.checkpoints import load_checkpoint
+from gen_runner.instantiate import build_datamodule, build_model
 from gen_runner.tasks.sample import sample
 from gen_runner.tasks.train import train
 from helpers import FAST, read_metrics, run_cli, run_directory
@@ -160,8 +161,8 @@ NETS = [("cgan", "points", []), ("cgan", "points", ["model.discriminator.conditi
 def test_conditional_nets_shapes(make_config, labelled_points, model, data, extra):
     data_args = ["data=digits"] if data == "digits" else ["data=tensor_file", f"data.path={labelled_points}"]
     cfg = make_config("train", f"model={model}", *data_args, *SMALL, *extra)
-    dm = common.build_datamodule(cfg.data, 0)
-    gan = common.build_model(cfg.model, dm.describe(), cfg.optimizer)
+    dm = build_datamodule(cfg.data, 0)
+    gan = build_model(cfg.model, dm.describe(), cfg.optimizer)
     x, y = next(iter(dm.loader("train")))
     k, shape = (10, (1, 8, 8)) if data == "digits" else (3, (2,))
     assert gan.num_classes == k
@@ -263,10 +264,10 @@ def test_labels_from_image_folder_subfolders_reach_a_conditional_gan(make_config
             Image.fromarray(np.full((8, 8), shade + i, np.uint8)).save(tmp_path / "pets" / name / f"{i}.png")
     cfg = make_config("train", "model=cgan", "data=image_folder", f"data.path={tmp_path / 'pets'}", "data.size=8",
                       "data.channels=1", "data.batch_size=8", *SMALL, "trainer.max_steps=2", *FAST)
-    dm = common.build_datamodule(cfg.data, 0)
+    dm = build_datamodule(cfg.data, 0)
     assert dm.num_classes == 2
     x, y = next(iter(dm.loader("train", shuffle=True)))
     assert ((x.float().flatten(1).mean(1) > 128).long() == y).all()  # dogs (label 1) are the light images
     metrics = train(cfg)
     assert all(math.isfinite(v) for v in metrics.values())
-    assert common.load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["gen_runner"]["data"]["num_classes"] == 2
+    assert load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["gen_runner"]["data"]["num_classes"] == 2

@@ -14,8 +14,8 @@ from gen_runner.errors import UserError
 from gen_runner.gans.module import GANModule
 from gen_runner.gans.objectives import StandardGAN
 from gen_runner.nets.gan import discriminator, generator
-from gen_runner.tasks import common
-from gen_runner.tasks.common import load_checkpoint
+from gen_runner.checkpoints import load_checkpoint
+from gen_runner.instantiate import build_model
 from gen_runner.tasks.train import train
 from helpers import FAST
 
@@ -47,7 +47,7 @@ def test_gradient_clipping_works_under_manual_optimization(make_config):
     cfg = make_config("train", "model=gan", *TINY, *TOY, "optimizer=sgd", "optimizer.lr=1.0", "optimizer.momentum=0",
                       "model.grad_clip=1e-8", "trainer.max_steps=3", *FAST)
     torch.manual_seed(cfg.seed)  # as train() seeds before it builds the model: the same initial weights
-    start = common.build_model(cfg.model, {"shape": [2], "num_levels": None}, cfg.optimizer)
+    start = build_model(cfg.model, {"shape": [2], "num_levels": None}, cfg.optimizer)
     train(cfg)
     end = load_checkpoint(f"{cfg.paths.output_dir}/checkpoints/last.ckpt")["state_dict"]
     moved = max((end[k] - v).abs().max().item() for k, v in start.state_dict().items() if v.is_floating_point()
@@ -59,7 +59,7 @@ def test_benchmark_preset_composes_papers_nets(make_config):
     cfg = make_config("train", "experiment=modes_grid25", "model=pacgan3", "budget=full")
     assert cfg.data.batch_size == 300 and cfg.trainer.max_steps == 400_000
     assert cfg.optimizer.betas == [0.8, 0.999] and cfg.model.simultaneous is True
-    module = common.build_model(cfg.model, {"shape": [2], "num_levels": None}, cfg.optimizer)
+    module = build_model(cfg.model, {"shape": [2], "num_levels": None}, cfg.optimizer)
     first = module.discriminator.body[0].linear
     assert first.in_features == 6 and first.out_features == 200 * 5  # packing widens only the input
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in module.generator.modules()) == 4

@@ -16,7 +16,7 @@ from gen_runner.gans.module import GANBatch, GANModule
 from gen_runner.gans.objectives import StandardGAN
 from gen_runner.gans.unrolled import UnrolledGANModule
 from gen_runner.nets.mlp import MLPDiscriminator, MLPGenerator
-from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
 from gen_runner.tasks.train import train
 
 ADAM = partial(torch.optim.Adam, lr=0.05, betas=(0.5, 0.999))

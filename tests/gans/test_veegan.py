@@ -13,7 +13,7 @@ from gen_runner.gans.module import GANBatch
 from gen_runner.gans.regularizers import R1
 from gen_runner.gans.veegan import VEEGANModule
 from gen_runner.nets.gan import JointDiscriminator
-from gen_runner.tasks.common import load_checkpoint, model_from_checkpoint
+from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
 from gen_runner.tasks.train import train
 
 

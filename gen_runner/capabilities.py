@@ -1,0 +1,148 @@
+"""What a model declares it adds: its sample modes, its eval metrics and the inputs it generates from.
+
+The tasks dispatch through these declarations, so a new variant brings its own modes and metrics in
+its own module and nothing in gen_runner/tasks/ changes:
+
+    class InfoGANModule(GANModule):
+        @sample_mode("a row per value of the first categorical code, continuous code `code` swept along the columns")
+        def traverse(self, request: SampleRequest) -> Drawn: ...
+
+        @eval_metric("code_accuracy", needs="eval.features=classifier")
+        def code_accuracy(self, ctx) -> tuple[dict, dict] | None: ...
+
+- A sample mode is a method `(request) -> Drawn` named after the mode; its options are the keys of
+  configs/mode/<name>.yaml, which `gen-runner sample mode=<name> mode.<key>=...` sets.
+- An eval metric is a method `(ctx: gen_runner.metrics.context.EvalContext) -> (metrics, protocol)`,
+  or None where it does not apply (the data or the eval options lack what it `needs`).
+- `inputs` (a class attribute of the module) says what the model generates from: "noise", "labels"
+  (conditional models) and/or "image" (image-to-image models).
+
+Declarations are collected base class first, each class's in definition order, and a subclass
+redefining a method replaces its declaration. `static_sample_modes` reads the declarations from the
+source without importing it, so `gen-runner --help` lists modes per model without importing torch.
+"""
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["SampleRequest", "Drawn", "SampleMode", "EvalMetric", "sample_mode", "eval_metric", "sample_modes",
+           "eval_metrics", "static_sample_modes"]
+
+
+@dataclass
+class SampleRequest:
+    """What `gen-runner sample` asks a mode for: `num_samples` (or `labels`, one sample each, for
+    models with "labels" inputs), the mode's `options` (configs/mode/<name>.yaml), a seeded CPU
+    `generator`, the `temperature`, the decoding `batch_size`, and `data()`: the checkpoint's
+    datamodule, built on first call (modes that start from data examples)."""
+
+    num_samples: int
+    options: Mapping[str, Any]
+    generator: Any  # torch.Generator
+    temperature: float = 1.0
+    batch_size: int | None = None
+    labels: Any = None  # torch.Tensor [n] or None
+    per_class: int | None = None
+    data: Callable[[], Any] = field(default=lambda: None, repr=False)
+
+
+class Drawn(NamedTuple):
+    """A mode's result: samples in data space, their labels (or None), and the picture's layout:
+    None (a square grid), images per row (int), or the length of each row (list)."""
+
+    samples: Any  # torch.Tensor
+    labels: Any = None
+    layout: int | list[int] | None = None
+
+
+@dataclass(frozen=True)
+class SampleMode:
+    name: str
+    picture: str  # what the picture shows, row by row
+    draw: Callable[[SampleRequest], Drawn]
+
+
+@dataclass(frozen=True)
+class EvalMetric:
+    name: str
+    produces: str  # the metrics.json keys it writes
+    needs: str  # what it needs beyond the checkpoint (data, eval options); "" if nothing
+    compute: Callable[[Any], tuple[dict, dict] | None]
+
+
+def sample_mode(picture: str):
+    """Declare the decorated method `(self, request: SampleRequest) -> Drawn` as the sample mode of its name."""
+
+    def mark(method):
+        method.sample_mode = {"picture": picture}
+        return method
+
+    return mark
+
+
+def eval_metric(produces: str, needs: str = ""):
+    """Declare the decorated method `(self, ctx) -> (metrics, protocol) | None` as an eval metric."""
+
+    def mark(method):
+        method.eval_metric = {"produces": produces, "needs": needs}
+        return method
+
+    return mark
+
+
+def _declared(obj, marker: str) -> dict[str, dict]:
+    """{method name: its declaration} over obj's class (or obj, a class) and its bases, base first,
+    in definition order."""
+    found: dict[str, dict] = {}
+    for cls in reversed(obj.__mro__ if isinstance(obj, type) else type(obj).__mro__):
+        for name, value in vars(cls).items():
+            if callable(value) and hasattr(value, marker):
+                found[name] = getattr(value, marker)
+            elif name in found:  # overridden by something undeclared: no longer offered
+                del found[name]
+    return found
+
+
+def sample_modes(model) -> dict[str, SampleMode]:
+    """The sample modes `model` declares, by name (for a class: its unbound methods)."""
+    return {name: SampleMode(name, decl["picture"], getattr(model, name))
+            for name, decl in _declared(model, "sample_mode").items()}
+
+
+def eval_metrics(model) -> list[EvalMetric]:
+    """The eval metrics `model` declares, in the order they run."""
+    return [EvalMetric(name, decl["produces"], decl["needs"], getattr(model, name))
+            for name, decl in _declared(model, "eval_metric").items()]
+
+
+# -- the same declarations, read from the source (for --help, without importing torch) -------------
+def _decorated_modes(cls: ast.ClassDef) -> list[str]:
+    return [node.name for node in cls.body if isinstance(node, ast.FunctionDef)
+            and any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "sample_mode" for d in node.decorator_list)]
+
+
+def static_sample_modes(package: Path) -> dict[str, list[str]]:
+    """{"module.path.ClassName": its sample modes, inherited ones included} for every class under
+    `package` (a source folder) that has any, read with `ast` alone."""
+    classes: dict[str, tuple[list[str], list[str]]] = {}  # class name -> (base names, own modes)
+    paths: dict[str, str] = {}
+    for file in sorted(package.rglob("*.py")):
+        module = ".".join(file.relative_to(package.parent).with_suffix("").parts)
+        for node in ast.parse(file.read_text()).body:
+            if isinstance(node, ast.ClassDef):
+                bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+                classes[node.name] = (bases, _decorated_modes(node))
+                paths[node.name] = f"{module}.{node.name}"
+
+    def modes(name: str, seen: frozenset = frozenset()) -> list[str]:
+        if name not in classes or name in seen:
+            return []
+        bases, own = classes[name]
+        inherited = [m for base in bases for m in modes(base, seen | {name})]
+        return list(dict.fromkeys(inherited + own))
+
+    return {paths[name]: found for name in classes if (found := modes(name))}

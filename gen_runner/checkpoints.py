@@ -1,0 +1,50 @@
+"""Reading gen-runner checkpoints: the file (`torch.load(weights_only=True)`, so no pickled object
+runs), its run record, and the model rebuilt from the record alone.
+
+A checkpoint holds `checkpoint["gen_runner"] = {"family", "data", "config", "choices"}` as plain
+Python containers (gen_runner/base.py writes it), so `eval` and `sample` need nothing but the file.
+A checkpoint is untrusted input: the configs it carries are checked (gen_runner/instantiate.py's
+`check_trusted`) before anything in them is called.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from gen_runner.errors import UserError
+from gen_runner.instantiate import build_model, check_trusted
+
+__all__ = ["load_checkpoint", "model_from_checkpoint"]
+
+
+def load_checkpoint(path: str | os.PathLike | None) -> dict:
+    """A gen-runner checkpoint, read with weights_only=True, its model and data configs checked
+    (`check_trusted`); one clear line for anything else."""
+    if path in (None, "", "???"):
+        raise UserError("this command needs a checkpoint: pass ckpt_path=<run directory>/checkpoints/last.ckpt")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; pass ckpt_path=<run directory>/checkpoints/last.ckpt")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, pickled objects we refuse to run
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}): it is corrupt or not a "
+                        "PyTorch checkpoint; pick another, e.g. the run's checkpoints/last.ckpt") from e
+    info = ckpt.get("gen_runner") if isinstance(ckpt, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict) or "state_dict" not in ckpt:
+        raise UserError(f"{path} is not a gen-runner checkpoint (no run config inside); "
+                        "pass one written by `gen-runner train`")
+    for part in ("model", "data"):  # what eval and sample rebuild
+        check_trusted(info["config"].get(part), f"checkpoint {path}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    """The model of a checkpoint from `load_checkpoint`, with its weights, in eval mode, on the CPU."""
+    info = ckpt["gen_runner"]
+    model = build_model(info["config"]["model"], info["data"], what="model (from the checkpoint)")
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
