@@ -40,10 +40,12 @@ MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_splin
 DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
 SIZE = {"num_layers": 5, "hidden": [64, 64]}
 FIXED_WIDTH = ("maf", "nsf", "nsf_ar")  # the reference's size
-# Options that are not the model's own but the protocol's: no batch norm (the references have none).
-OVERRIDES = {"maf": {"normalization_layer": None}, "iaf": {"normalization_layer": None},
-             "nsf_ar": {"structure": "autoregressive"},
+# Options that are not the model's own but the protocol's: no batch norm between layers (the
+# references have none; the flows' 2-D configs have none either), a smaller UMNN integrand.
+OVERRIDES = {"maf": {"normalization": None}, "iaf": {"normalization": None},
              "umnn": {"transformer": {"hidden": [32, 32], "embedding": 8, "steps": 20}}}
+# Layers chosen from the configs' groups (configs/model/flow/vector/<layer>/).
+LAYERS = {"nsf_ar": ["model/flow/vector/structure=autoregressive"]}
 
 
 def our_flow(name: str, width: int = 64) -> torch.nn.Module:
@@ -53,7 +55,8 @@ def our_flow(name: str, width: int = 64) -> torch.nn.Module:
     torch.manual_seed(0)  # the same initialization whatever was built before
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        flow = compose("train", overrides=[f"model={'nsf' if name == 'nsf_ar' else name}"]).model.flow
+        overrides = [f"model={'nsf' if name == 'nsf_ar' else name}", *LAYERS.get(name, [])]
+        flow = compose("train", overrides=overrides).model.flow
     vector = SIZE | {"hidden": [width, width]} | OVERRIDES.get(name, {})
     OmegaConf.set_struct(flow, False)  # the protocol may set options a config leaves at their default
     return instantiate(OmegaConf.merge(flow, {"vector": vector}))(data_shape=(2,))

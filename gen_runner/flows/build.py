@@ -5,10 +5,31 @@ Papamakarios et al. 2021 ("Normalizing Flows for Probabilistic Modeling and Infe
 lays them out: coupling vs (inverse) autoregressive structure x univariate transformer.
 
 Vectors [D]: `vector_flow`. Images [C, H, W]: `image_flow` with a layout:
-- "multiscale": Glow's (Kingma & Dhariwal 2018, fig. 2): per scale a squeeze, `steps` x [ActNorm,
-  mixing, channel coupling], then half the channels factored out with a learned prior;
+- "multiscale": Glow's (Kingma & Dhariwal 2018, fig. 2): per scale a squeeze, `steps` x
+  [normalization, permutation, channel coupling], then half the channels factored out with a learned prior;
 - "realnvp": RealNVP's checkerboard/channel pattern (gen_runner/flows/realnvp.py);
 - "flatten": the pixels as one vector, as MAF, NAF, UMNN, SOS and NICE treat MNIST.
+
+The layers are factories: Hydra builds each from a `_target_` node with `_partial_: true`, one
+YAML file per option in configs/model/flow/{vector,image}/<layer>/ (chosen with e.g.
+`model/flow/image/permutation=reverse`), and the builders call them as
+
+    transformer()                              -> Univariate, once per layer
+    structure(dim, transformer, index, *, hidden, activation, zero_init, seed)
+                                               -> Transform, one vector layer; index counts from 0
+    permutation(features, seed=seed)           -> Transform, between layers (features or channels)
+    normalization(features)                    -> Transform, between layers
+    conditioner(in_channels, out_channels, hidden_channels)
+                                               -> nn.Module, [B, in, H, W] -> [B, out, H, W], the
+                                                  network of a multi-scale coupling
+
+(transformers: flows/transforms/univariate.py, splines.py, ...; structures: flows/structures.py;
+permutations: flows/transforms/linear.py; normalizations: flows/transforms/normalization.py;
+conditioners: nets/glow.py, nets/resnet.py). Options of one factory only (a spline's bins, a
+MADE's order, a ResNet's blocks) are keys of its node; sizes every option shares (hidden,
+hidden_channels) are the builder's, so that a model's sizes survive a switch of layer. `null`, or
+no key, means no permutation or normalization layer. A new layer is a class or function with its
+signature plus a YAML file in its folder; this file does not change.
 """
 from __future__ import annotations
 
@@ -22,58 +43,51 @@ from gen_runner.flows.distributions import StandardLogistic, StandardNormal
 from gen_runner.flows.flow import Flow
 from gen_runner.flows.multiscale import MultiScale
 from gen_runner.flows.realnvp import realnvp_image
-from gen_runner.flows.transforms.autoregressive import MaskedAutoregressive
-from gen_runner.flows.transforms.base import Compose, Inverse, Transform
-from gen_runner.flows.transforms.coupling import Coupling, TanhLogScale, alternating_mask, channel_mask
+from gen_runner.flows.structures import coupling
+from gen_runner.flows.transforms.base import Compose, Transform
+from gen_runner.flows.transforms.coupling import Coupling, channel_mask
 from gen_runner.flows.transforms.elementwise import Logit, Scale, SoftClip
-from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
-from gen_runner.flows.transforms.normalization import ActNorm, BatchNorm
+from gen_runner.flows.transforms.normalization import ActNorm
 from gen_runner.flows.transforms.reshape import Flatten, Squeeze
 from gen_runner.flows.transforms.univariate import Affine, Univariate
 from gen_runner.nets.glow import GlowConditioner, GlowPrior
-from gen_runner.nets.made import MADE, autoregressive_order
-from gen_runner.nets.mlp import MLP
-from gen_runner.nets.resnet import ResNet
 
-__all__ = ["flow", "image_flow", "mixing", "normalization", "vector_flow"]
+__all__ = ["flow", "image_flow", "multiscale_flow", "vector_flow"]
 
-STRUCTURES = ("coupling", "autoregressive", "inverse_autoregressive")
 BASES = {"normal": StandardNormal, "logistic": StandardLogistic}
+LAYERS = ("transformer", "structure", "permutation", "normalization", "conditioner")
+OPTIONAL = ("permutation", "normalization")  # null: no such layer
+RENAMED = {"normalization_layer": "normalization", "batch_norm": "normalization"}  # before layers were factories
+Structure = Callable[..., Transform]
+Layer = Callable[..., Transform]
+
+
+def _check_layers(kind: str, options: dict) -> None:
+    """Layers must be factories. A string here is a dotted override meant for a config group, or the
+    config of a checkpoint saved before layers were factories (as are the old keys in RENAMED)."""
+    for key, value in options.items():
+        layer = RENAMED.get(key, key)
+        if key in RENAMED or (key in LAYERS and isinstance(value, str)):
+            none = f", or model.flow.{kind}.{layer}=null for none" if layer in OPTIONAL else ""
+            raise ValueError(
+                f"model.flow.{kind}.{key}={value!r} is not a layer factory: pick one with "
+                f"model/flow/{kind}/{layer}=<option> (a slash, not a dot; options in gen-runner --help){none}; "
+                "a checkpoint saved before flow layers were factories cannot be rebuilt: retrain it")
+        if key in LAYERS and key not in OPTIONAL and value is None:
+            raise ValueError(f"model.flow.{kind}.{key}=null: a flow needs a {key}; "
+                             f"pick one with model/flow/{kind}/{key}=<option> (options in gen-runner --help)")
 
 
 def flow(data_shape: Sequence[int], vector: dict | None = None, image: dict | None = None) -> Flow:
     """The flow for examples of `data_shape`: `vector_flow(D, **vector)` for [D] points,
     `image_flow((C, H, W), **image)` for images; a model config gives both option sets."""
     if len(data_shape) == 1:
+        _check_layers("vector", vector or {})
         return vector_flow(data_shape[0], **(vector or {}))
     if len(data_shape) == 3:
+        _check_layers("image", image or {})
         return image_flow(tuple(data_shape), **(image or {}))
     raise ValueError(f"flows model vectors (D,) or images (C, H, W), got data of shape {tuple(data_shape)}")
-
-
-def mixing(kind: str | None, features: int, seed: int = 0) -> Transform | None:
-    """The linear mixing between layers: None, "reverse", "shuffle" (a fixed random permutation),
-    "conv1x1" (Glow's invertible 1x1 convolution, a dense matrix for vectors) or "lu" (its LU form)."""
-    if kind is None:
-        return None
-    if kind == "reverse":
-        return Permutation.reverse(features)
-    if kind == "shuffle":
-        return Permutation.shuffle(features, seed=seed)
-    if kind in ("conv1x1", "lu"):
-        return InvertibleConv1x1(features, lu=kind == "lu", seed=seed)
-    raise ValueError(f"unknown permutation {kind!r}; choose reverse, shuffle, conv1x1, lu or null")
-
-
-def normalization(kind: str | None, features: int) -> Transform | None:
-    """None, "actnorm" (Glow's, data-initialised) or "batchnorm" (RealNVP's batch-norm bijection)."""
-    if kind is None:
-        return None
-    if kind == "actnorm":
-        return ActNorm(features)
-    if kind == "batchnorm":
-        return BatchNorm(features)
-    raise ValueError(f"unknown normalization {kind!r}; choose actnorm, batchnorm or null")
 
 
 def _layers(*layers: Transform | None) -> list[Transform]:
@@ -83,64 +97,46 @@ def _layers(*layers: Transform | None) -> list[Transform]:
 def vector_flow(
     dim: int,
     transformer: Callable[[], Univariate] = Affine,
-    structure: str = "coupling",
+    structure: Structure = coupling,
     num_layers: int = 5,
     hidden: Sequence[int] = (64, 64),
     activation: str = "relu",
-    order: str = "reverse",
-    permutation: str | None = None,
-    normalization_layer: str | None = None,
+    permutation: Layer | None = None,
+    normalization: Layer | None = None,
     standardize: bool = False,
-    tanh_scale: bool = False,
     softclip: float | None = None,
     final_scale: bool = False,
     base: str = "normal",
     zero_init: bool = True,
     seed: int = 0,
 ) -> Flow:
-    """`num_layers` coupling or (inverse) autoregressive layers over [B, dim] vectors.
+    """`num_layers` layers of `structure` over [B, dim] vectors.
 
-    - `transformer`: a factory of the univariate transformer (one instance per layer), e.g.
-      `Affine`, `Additive`, `RationalQuadraticSpline(bins=8, bound=5)`;
-    - `structure`: "coupling" (alternating even/odd masks, an MLP conditioner from the kept half),
-      "autoregressive" (MAF: a MADE conditioner, density in one pass) or "inverse_autoregressive"
-      (IAF: sampling in one pass, density in `dim` passes);
-    - `order`: the MADEs' input orders, "reverse" (alternating, MAF's default), "sequential" or "random";
-    - `permutation` (a `mixing` kind) and `normalization_layer` ("actnorm" or "batchnorm") after
-      every layer but the last;
+    - `transformer`: the univariate transformer's factory (one instance per layer), e.g. `Affine`,
+      `Additive`, `RationalQuadraticSpline(bins=8, bound=5)`;
+    - `structure`: the layer's factory (gen_runner/flows/structures.py): `coupling` (alternating
+      even/odd masks, an MLP conditioner from the kept half), `autoregressive` (MAF: a MADE
+      conditioner, density in one pass) or `inverse_autoregressive` (IAF: sampling in one pass,
+      density in `dim` passes); `hidden` and `activation` size its conditioner;
+    - `permutation` and `normalization`: factories of the layers after every layer but the last
+      (normalization first), or None;
     - `standardize`: an ActNorm first, initialised from the first batch, so that the layers (and
-      a spline's [-B, B]) see standardized data; `tanh_scale`: RealNVP's bounded log-scale;
-      `softclip`: a `SoftClip(bound)` between layers (for polynomial transformers, as zuko's SOSPF);
-      `final_scale`: NICE's diagonal scaling layer on top; `base`: "normal" or "logistic" (NICE).
+      a spline's [-B, B]) see standardized data; `softclip`: a `SoftClip(bound)` between layers
+      (for polynomial transformers, as zuko's SOSPF); `final_scale`: NICE's diagonal scaling layer
+      on top; `base`: "normal" or "logistic" (NICE).
     `zero_init`: conditioners' output layers start at zero, so the flow starts at its transformers'
     zero-parameter map (the identity for most); false keeps PyTorch's default initialization, as
     MAF's code (and zuko) do, which trained MAF faster on the 2-D benchmark.
     """
-    if structure not in STRUCTURES:
-        raise ValueError(f"unknown flow structure {structure!r}; choose {', '.join(STRUCTURES)}")
     if base not in BASES:
         raise ValueError(f"unknown base distribution {base!r}; choose {', '.join(BASES)}")
-    if structure == "coupling" and dim < 2:
-        raise ValueError(f"a coupling flow splits a vector in two, so dim must be at least 2, got {dim}")
     layers: list[Transform] = _layers(ActNorm(dim) if standardize else None)
     for i in range(num_layers):
-        g = transformer()
-        if structure == "coupling":
-            mask = alternating_mask(dim, i)
-            a, b = int(mask.sum()), int((~mask).sum())
-            conditioner: nn.Module = MLP(a, g.num_params * b, hidden, activation, zero_last=zero_init)
-            if tanh_scale:
-                conditioner = nn.Sequential(conditioner, TanhLogScale(b))
-            layer: Transform = Coupling(mask, conditioner, g)
-        else:
-            degrees = autoregressive_order(dim, order, layer=i, seed=seed)
-            layer = MaskedAutoregressive(MADE(degrees, hidden, g.num_params, activation=activation,
-                                              zero_last=zero_init), g)
-            if structure == "inverse_autoregressive":
-                layer = Inverse(layer)
-        layers.append(layer)
+        layers.append(structure(dim, transformer(), i, hidden=hidden, activation=activation,
+                                zero_init=zero_init, seed=seed))
         if i < num_layers - 1:
-            layers += _layers(normalization(normalization_layer, dim), mixing(permutation, dim, seed + i),
+            layers += _layers(normalization(dim) if normalization is not None else None,
+                              permutation(dim, seed=seed + i) if permutation is not None else None,
                               SoftClip(softclip) if softclip is not None else None)
     if final_scale:
         layers.append(Scale(dim))
@@ -153,19 +149,20 @@ def multiscale_flow(
     num_scales: int = 2,
     steps: int = 4,
     hidden_channels: int = 64,
-    conditioner: str = "glow",
-    num_blocks: int = 2,
-    permutation: str | None = "lu",
-    normalization_layer: str | None = "actnorm",
+    conditioner: Callable[..., nn.Module] = GlowConditioner,
+    permutation: Layer | None = None,
+    normalization: Layer | None = None,
     split_prior: bool = True,
     seed: int = 0,
 ) -> Transform:
     """Glow's multi-scale architecture with any coupling transformer: per scale a squeeze, then
-    `steps` x [normalization, mixing, coupling of the second half of the channels on the first],
-    then (all scales but the last) half the channels factored out, with Glow's learned prior
-    N(mean(kept), std(kept)^2) when `split_prior`. Conditioners: "glow" (conv3x3-conv1x1-zero
-    conv3x3 with `hidden_channels`) or "resnet" (RealNVP's, `num_blocks` blocks). Returns the
-    transform to a flat z of C*H*W dimensions (gen_runner/flows/multiscale.py)."""
+    `steps` x [normalization, permutation, coupling of the second half of the channels on the
+    first], then (all scales but the last) half the channels factored out, with Glow's learned prior
+    N(mean(kept), std(kept)^2) when `split_prior`. `conditioner(in_channels, out_channels,
+    hidden_channels)` builds each coupling's network: `GlowConditioner` (Glow's conv3x3-conv1x1-zero
+    conv3x3) or `ResNet` (RealNVP's). Glow itself takes `normalization=ActNorm` and
+    `permutation=partial(InvertibleConv1x1, lu=True)`. Returns the transform to a flat z of C*H*W
+    dimensions (gen_runner/flows/multiscale.py)."""
     c, h, w = shape
     if h % 2**num_scales or w % 2**num_scales:
         raise ValueError(f"a {c}x{h}x{w} image cannot be squeezed {num_scales} times: "
@@ -176,14 +173,9 @@ def multiscale_flow(
         level: list[Transform] = [Squeeze()]
         for step in range(steps):
             g = transformer()
-            if conditioner == "glow":
-                net: nn.Module = GlowConditioner(c, g.num_params * c, hidden_channels)
-            elif conditioner == "resnet":
-                net = ResNet(c, g.num_params * c, hidden_channels, num_blocks)
-            else:
-                raise ValueError(f"unknown conditioner {conditioner!r}; choose glow or resnet")
-            level += _layers(normalization(normalization_layer, c), mixing(permutation, c, seed + 100 * scale + step))
-            level.append(Coupling(channel_mask(c, h, w, 0), net, g))
+            level += _layers(normalization(c) if normalization is not None else None,
+                             permutation(c, seed=seed + 100 * scale + step) if permutation is not None else None)
+            level.append(Coupling(channel_mask(c, h, w, 0), conditioner(c, g.num_params * c, hidden_channels), g))
         levels.append(Compose(*level))
         if scale < num_scales - 1:
             c //= 2

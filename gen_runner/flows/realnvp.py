@@ -1,11 +1,11 @@
 """RealNVP's multi-scale image flow (Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using
 Real NVP", sec. 3.6 and 4.1): checkerboard and channel-wise affine couplings around squeezes, half
 the channels factored out per scale. RealNVP on vectors is `build.vector_flow` with
-`tanh_scale=True` (configs/model/realnvp.yaml)."""
+`structures.coupling(tanh_scale=True)` (configs/model/realnvp.yaml)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +21,6 @@ from gen_runner.flows.transforms.coupling import (
     checkerboard_mask,
 )
 from gen_runner.flows.transforms.elementwise import Logit
-from gen_runner.flows.transforms.normalization import BatchNorm
 from gen_runner.flows.transforms.reshape import Squeeze
 from gen_runner.flows.transforms.univariate import Affine
 from gen_runner.nets.resnet import ResNet
@@ -34,7 +33,7 @@ def realnvp_image(
     num_scales: int = 2,
     hidden_channels: int = 64,
     num_blocks: int = 4,
-    batch_norm: bool = True,
+    normalization: Callable[[int], Transform] | None = None,
     logit_alpha: float | None = 0.05,
 ) -> Flow:
     """RealNVP's multi-scale flow for [B, C, H, W] images of dequantized pixels in [0, 1].
@@ -43,8 +42,9 @@ def realnvp_image(
     couplings with alternating checkerboard masks, a squeeze, 3 with alternating channel-wise masks,
     then half the channels are factored out to the base; the last scale: 4 checkerboard couplings.
     Conditioners are `ResNet`s (`num_blocks` residual blocks of `hidden_channels` maps, batch and
-    weight normalization, zero-initialised output); `batch_norm` adds the batch-normalization
-    bijection after every coupling (sec. 3.7). H and W must be divisible by 2 ** (num_scales - 1).
+    weight normalization, zero-initialised output); `normalization`, a factory `(channels) -> Transform`
+    such as `BatchNorm` (the paper's batch-normalization bijection, sec. 3.7), adds a layer after
+    every coupling. H and W must be divisible by 2 ** (num_scales - 1).
     `Flow.forward` returns z flat, [B, C*H*W].
 
     Deviations: the paper's networks are larger (more residual blocks and feature maps, more scales
@@ -68,8 +68,8 @@ def realnvp_image(
             conditioner = nn.Sequential(ResNet(channels, 2 * channels, hidden_channels, num_blocks),
                                         TanhLogScale(channels))
             layers.append(Coupling(mask, conditioner, Affine()))
-            if batch_norm:
-                layers.append(BatchNorm(channels))
+            if normalization is not None:
+                layers.append(normalization(channels))
         return layers
 
     levels = []

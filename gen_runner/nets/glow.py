@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gen_runner.flows.transforms.normalization import ActNorm
+from gen_runner.nets.actnorm import ActNorm
 
 __all__ = ["GlowConditioner", "GlowPrior", "ZeroConv2d"]
 
@@ -26,13 +26,6 @@ class ZeroConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x) * torch.exp(3.0 * self.logs)
-
-
-class _ActNormLayer(ActNorm):
-    """`ActNorm` as a network layer: the normalized tensor only, no log-det."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)[0]
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int) -> nn.Conv2d:
@@ -57,10 +50,10 @@ class GlowConditioner(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 512):
         super().__init__(
             _conv(in_channels, hidden_channels, 3),
-            _ActNormLayer(hidden_channels),
+            ActNorm(hidden_channels),
             nn.ReLU(),
             _conv(hidden_channels, hidden_channels, 1),
-            _ActNormLayer(hidden_channels),
+            ActNorm(hidden_channels),
             nn.ReLU(),
             ZeroConv2d(hidden_channels, out_channels),
         )

@@ -49,7 +49,7 @@ def small_q(shape, levels, dtype=torch.float32) -> VariationalDequantization:
 
 def flow_module(dequantization: str, shape=(1, 4, 4), levels: int = 17) -> FlowModule:
     def flow(data_shape):
-        return realnvp_image(data_shape, num_scales=1, hidden_channels=8, num_blocks=1, batch_norm=False)
+        return realnvp_image(data_shape, num_scales=1, hidden_channels=8, num_blocks=1)
 
     torch.manual_seed(0)
     model = FlowModule(flow, {"shape": list(shape), "num_levels": levels}, dequantization=dequantization,

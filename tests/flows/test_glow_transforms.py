@@ -18,6 +18,7 @@ from gen_runner.flows.transforms.elementwise import Scale
 from gen_runner.flows.transforms.linear import InvertibleConv1x1, Permutation
 from gen_runner.flows.transforms.normalization import ActNorm
 from gen_runner.flows.transforms.univariate import Affine
+from gen_runner.nets import actnorm
 from gen_runner.nets.glow import GlowConditioner, GlowPrior
 
 
@@ -172,7 +173,8 @@ def test_glow_conditioner_starts_at_zero():
     out = net(channel_data(5, (4, 3, 3)))
     assert out.shape == (5, 8, 3, 3)
     torch.testing.assert_close(out, torch.zeros_like(out), atol=0, rtol=0)
-    assert all(m.initialized for m in net.modules() if isinstance(m, ActNorm))
+    actnorms = [m for m in net.modules() if isinstance(m, actnorm.ActNorm)]
+    assert len(actnorms) == 2 and all(m.initialized for m in actnorms)
 
 
 def test_glow_prior_is_the_gaussian_log_density():

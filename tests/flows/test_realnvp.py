@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -10,12 +11,14 @@ from gen_runner.flows.build import flow as build_flow
 from gen_runner.flows.build import vector_flow
 from gen_runner.flows.flow import Flow
 from gen_runner.flows.realnvp import realnvp_image
+from gen_runner.flows.structures import coupling
+from gen_runner.flows.transforms.normalization import BatchNorm
 
 
 def realnvp_mlp(dim: int, num_layers: int = 8, hidden=(32, 32), batch_norm: bool = False) -> Flow:
     """RealNVP on vectors as configs/model/realnvp.yaml builds it."""
-    return vector_flow(dim, num_layers=num_layers, hidden=hidden, tanh_scale=True,
-                       normalization_layer="batchnorm" if batch_norm else None)
+    return vector_flow(dim, structure=partial(coupling, tanh_scale=True), num_layers=num_layers, hidden=hidden,
+                       normalization=BatchNorm if batch_norm else None)
 
 
 def perturb(flow: Flow, std: float) -> Flow:
@@ -78,7 +81,8 @@ def test_mlp_rejects_one_dimension():
 
 def small_image_flow(shape: tuple[int, int, int], num_scales: int, dtype: torch.dtype = torch.float32) -> Flow:
     torch.manual_seed(0)
-    flow = perturb(realnvp_image(shape, num_scales, hidden_channels=8, num_blocks=1).to(dtype), std=0.05)
+    flow = realnvp_image(shape, num_scales, hidden_channels=8, num_blocks=1, normalization=BatchNorm)
+    flow = perturb(flow.to(dtype), std=0.05)
     return fit_batch_norm_statistics(flow, torch.rand(16, *shape, dtype=dtype))
 
 
@@ -112,7 +116,7 @@ def test_image_logabsdet_matches_autograd(num_scales: int, jacobian_logabsdet):
 
 def test_image_without_logit_takes_real_inputs():
     torch.manual_seed(0)
-    flow = realnvp_image((1, 8, 8), hidden_channels=8, num_blocks=1, batch_norm=False, logit_alpha=None).eval()
+    flow = realnvp_image((1, 8, 8), hidden_channels=8, num_blocks=1, logit_alpha=None).eval()
     x = torch.randn(2, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(flow.log_prob(x), flow.base.log_prob(x.flatten(1)))  # identity at init

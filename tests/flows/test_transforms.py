@@ -6,6 +6,7 @@ coupling and a MADE layer); the families' own files test what is particular to t
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -121,13 +122,15 @@ CASES: dict[str, tuple[Callable[[], Transform], tuple[int, ...], Callable[[tuple
     "permutation_shuffle": (lambda: Permutation.shuffle(5, seed=0), (5,), torch.randn),
     "glow_step": (lambda: initialized(glow_step(4, 2, 2), (4, 2, 2)), (4, 2, 2), torch.randn),
     "glow_multiscale": (
-        lambda: initialized(multiscale_flow((2, 4, 4), num_scales=2, steps=2, hidden_channels=4), (2, 4, 4)),
+        lambda: initialized(multiscale_flow((2, 4, 4), num_scales=2, steps=2, hidden_channels=4, normalization=ActNorm,
+                                            permutation=partial(InvertibleConv1x1, lu=True)), (2, 4, 4)),
         (2, 4, 4),
         torch.randn,
     ),
     "nsf_multiscale": (
         lambda: initialized(multiscale_flow((1, 4, 4), RationalQuadraticSpline, num_scales=2, steps=1,
-                                            hidden_channels=4, conditioner="resnet", num_blocks=1), (1, 4, 4)),
+                                            hidden_channels=4, conditioner=partial(ResNet, num_blocks=1),
+                                            normalization=ActNorm, permutation=Permutation.shuffle), (1, 4, 4)),
         (1, 4, 4),
         torch.randn,
     ),

@@ -39,8 +39,10 @@ class Permutation(Transform):
         self.register_buffer("index", index)
 
     @classmethod
-    def reverse(cls, num_features: int) -> Permutation:
-        """The order reversed (RealNVP's alternation of the channel halves; Glow's "reverse")."""
+    def reverse(cls, num_features: int, seed: int | None = None) -> Permutation:
+        """The order reversed (RealNVP's alternation of the channel halves; Glow's "reverse").
+        `seed` is unused (the order is fixed); it is there so that every permutation factory is
+        called alike, `factory(num_features, seed=...)` (gen_runner/flows/build.py)."""
         return cls(torch.arange(num_features - 1, -1, -1))
 
     @classmethod

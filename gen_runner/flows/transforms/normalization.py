@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gen_runner.flows.transforms.base import Transform
+from gen_runner.nets import actnorm
 
 __all__ = ["ActNorm", "BatchNorm"]
 
@@ -63,60 +64,20 @@ class BatchNorm(Transform):
         return (y - shift) * torch.exp(-log_scale), -logabsdet
 
 
-class ActNorm(Transform):
-    """y = (x + bias) * exp(log_scale), per channel (per feature for [B, D] vectors); log-det
-    H*W * sum(log_scale) (sum(log_scale) for vectors).
-
-    This is the form of the paper's code; the paper (table 1) writes y = s * x + b, the same map
-    with s = exp(log_scale) and b = s * bias. Data-dependent initialization (sec. 3.1): the first
-    `forward` in training mode sets bias = -mean and log_scale = -log(std + eps) from that batch
-    (over the batch and spatial dimensions, the biased std), without gradient, so that batch comes
-    out with zero mean and unit variance per channel. The persistent buffer `initialized` records
-    it, so a model loaded from a checkpoint or resumed is never re-initialized. Until then (an
-    eval-mode `forward`, or `inverse`, which never initializes) the parameters are used as they
-    are, at first bias 0 and scale 1: the identity.
-
-    Deviation: the paper's code multiplies log_scale by a constant 3 (a per-parameter learning-rate
-    rescaling); here log_scale is the parameter itself.
+class ActNorm(actnorm.ActNorm, Transform):
+    """Glow's activation normalization as a bijection: `gen_runner.nets.actnorm.ActNorm`'s map
+    y = (x + bias) * exp(log_scale), per channel (per feature for [B, D] vectors), data-initialised
+    on the first training `forward`, with its log-det H*W * sum(log_scale) (sum(log_scale) for
+    vectors). `inverse` never initializes: before the first training batch it is the identity.
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.log_scale = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("initialized", torch.tensor(False))
-
-    @torch.no_grad()
-    def _initialize(self, x: torch.Tensor) -> None:
-        """From the batch's moments; under DDP from all ranks' batches pooled (equal batch sizes),
-        so that every replica starts with the same parameters."""
-        dims = [0, *range(2, x.dim())]
-        moments = torch.stack([x.mean(dims), (x * x).mean(dims)])
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(moments)
-            moments /= torch.distributed.get_world_size()
-        mean, second = moments
-        std = (second - mean * mean).clamp_min(0).sqrt()
-        self.bias.copy_(-mean)
-        self.log_scale.copy_(-torch.log(std + self.eps))
-        self.initialized.fill_(True)
-
-    def _affine(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """bias and log_scale shaped to broadcast over x, and the log-det [B]."""
-        view = (-1,) + (1,) * (x.dim() - 2)
-        logabsdet = self.log_scale.sum() * x.shape[2:].numel()
-        return self.bias.view(view), self.log_scale.view(view), logabsdet.expand(x.shape[0])
+    def _logabsdet(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.log_scale.sum() * x.shape[2:].numel()).expand(x.shape[0])
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training and not self.initialized:
-            self._initialize(x)
-        bias, log_scale, logabsdet = self._affine(x)
-        return (x + bias) * torch.exp(log_scale), logabsdet
+        y = super().forward(x)  # initializes from x first, so the log-det is the initialised one
+        return y, self._logabsdet(x)
 
     def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        bias, log_scale, logabsdet = self._affine(y)
-        return y * torch.exp(-log_scale) - bias, -logabsdet
-
-    def extra_repr(self) -> str:
-        return f"{self.bias.numel()}, eps={self.eps}"
+        bias, log_scale = self.shaped(y)
+        return y * torch.exp(-log_scale) - bias, -self._logabsdet(y)
