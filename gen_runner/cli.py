@@ -27,8 +27,9 @@ def config_groups() -> dict[str, list[str]]:
     groups = {}
     for folder in sorted(p for p in CONFIG_DIR.rglob("*") if p.is_dir()):
         name = folder.relative_to(CONFIG_DIR).as_posix()
-        if name.split("/")[0] not in HIDDEN_GROUPS:
-            groups[name] = sorted(f.stem for f in folder.glob("*.yaml"))
+        options = sorted(f.stem for f in folder.glob("*.yaml"))
+        if name.split("/")[0] not in HIDDEN_GROUPS and options:
+            groups[name] = options
     return groups
 
 
@@ -70,7 +71,9 @@ def usage() -> str:
              "       gen-runner report <run or multirun directory ...> [report.key=value ...]", "", "commands:"]
     lines += [f"  {name:<8}{text}" for name, text in COMMANDS.items()]
     lines += ["", "config groups (pick one option with group=option):"]
-    lines += [f"  {group:<16}{', '.join(options)}" for group, options in config_groups().items()]
+    groups = config_groups()
+    width = max(map(len, groups)) + 2
+    lines += [f"  {group:<{width}}{', '.join(options)}" for group, options in groups.items()]
     lines += ["", "sample modes (gen-runner sample mode=<mode> [mode.<option>=...]; options: configs/mode/<mode>.yaml):"]
     lines += sample_mode_lines()
     lines += [
@@ -112,6 +115,48 @@ def check_group_options(args: list[str]) -> None:
                 fail(f"unknown {key} '{option}'; choose one of: {', '.join(groups[key])}")
 
 
+def one_line(error: Exception) -> str:
+    """Hydra's multi-line composition error as one line: its sentences, without the key dump."""
+    skip = ("full_key:", "object_type=", "reference_type=", "Set the environment variable")
+    lines = []
+    while error is not None:  # the error and its causes: "Error merging override x=abc" <- "could not convert"
+        lines += [line.strip().rstrip(".") for line in str(error).splitlines()
+                  if line.strip() and not line.strip().startswith(skip) and line.strip().rstrip(".") not in lines]
+        error = error.__cause__
+    return "; ".join(lines)
+
+
+def check_config(command: str, args: list[str]) -> None:
+    """Compose the run's config once before Hydra runs it, so that a wrong key, type or value fails in
+    one line before any run directory exists; then check that the run directory can be written.
+    Skipped for sweeps and Hydra's own flags, which Hydra reports itself."""
+    if command == "report" or any(a.startswith("-") for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gen_runner.schema import check_ranges
+
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(command, overrides=args)
+        root = Path(str(cfg.paths.root))
+        error = check_ranges(cfg)
+    except Exception as e:  # Hydra's composition, override and type errors
+        fail(one_line(e))
+    finally:
+        GlobalHydra.instance().clear()
+    if error:
+        fail(error)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK):
+            raise PermissionError("not writable")
+    except OSError as e:
+        fail(f"paths.root={root}: runs cannot be written there ({e.strerror or e}); "
+             "set paths.root=<a writable directory>")
+
+
 def _complete_query() -> None:
     """Hydra's shell completion sees the line without the command word."""
     line = os.environ.get("COMP_LINE", "")
@@ -142,6 +187,8 @@ def _run_task(command: str, cfg) -> None:
     import logging
     import warnings
 
+    from hydra.core.hydra_config import HydraConfig
+
     from gen_runner.errors import UserError
 
     for pattern in QUIET:
@@ -162,9 +209,23 @@ def _run_task(command: str, cfg) -> None:
             handler.addFilter(lambda record: not any(q in record.getMessage() for q in QUIET_LOGS))
         task(cfg)
     except UserError as e:
+        remove_if_empty(Path(HydraConfig.get().runtime.output_dir))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         fail(str(e), code=1)
+
+
+def remove_if_empty(run: Path) -> None:
+    """A failed run's directory, when it holds nothing but Hydra's own records (.hydra/, the log), is
+    removed, and so are the folders above it that it leaves empty (up to the outputs root)."""
+    import shutil
+
+    if not run.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in run.iterdir()):
+        return
+    shutil.rmtree(run)
+    for parent in list(run.parents)[:2]:  # outputs/<command>/<name>/<time>: the name and command folders
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
     register()
     register_resolvers()
+    check_config(command, args)
     original = list(sys.argv)
 
     def task(cfg) -> None:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
-__all__ = ["TrainConfig", "EvalConfig", "EvalOptions", "SampleConfig", "ReportConfig", "ReportOptions", "register"]
+__all__ = ["TrainConfig", "EvalConfig", "EvalOptions", "SampleConfig", "ReportConfig", "ReportOptions", "register",
+           "check_ranges"]
 
 
 @dataclass
@@ -97,3 +98,33 @@ def register() -> None:
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="report_schema", node=ReportConfig)
+
+
+# (key, lowest allowed value, whether the bound is exclusive): the numeric options the types above
+# cannot bound. Data options are checked by the datamodules themselves.
+RANGES = [
+    ("seed", 0, False), ("num_samples", 1, False), ("batch_size", 1, False), ("temperature", 0, True),
+    ("per_class", 1, False), ("eval.num_samples", 1, False), ("eval.batch_size", 1, False),
+    ("eval.num_real", 2, False), ("eval.kid_subsets", 1, False), ("eval.kid_subset_size", 2, False),
+    ("eval.is_splits", 1, False), ("eval.prdc_k", 1, False), ("eval.iw_samples", 1, False),
+]
+MAX_SEED = 2**32 - 1
+
+
+def check_ranges(cfg) -> str | None:
+    """The first option of a composed config that lies out of its range, as one line saying what to
+    pass, or None. Also trainer.max_steps: a positive step count, or -1 (no limit) with max_epochs."""
+    for key, low, exclusive in RANGES:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None or isinstance(value, bool):
+            continue
+        if value < low or (exclusive and value == low) or (key == "seed" and value > MAX_SEED):
+            bound = f"> {low}" if exclusive else f">= {low}" + (f" and <= {MAX_SEED}" if key == "seed" else "")
+            return f"{key}={value}: pass a value {bound}"
+    steps = OmegaConf.select(cfg, "trainer.max_steps", default=None)
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or (steps < 1 and steps != -1):
+            return f"trainer.max_steps={steps!r}: pass a positive number of steps (or -1 with trainer.max_epochs)"
+        if steps == -1 and OmegaConf.select(cfg, "trainer.max_epochs", default=-1) in (-1, None):
+            return "trainer.max_steps=-1 trains without end: pass a number of steps or trainer.max_epochs=N"
+    return None

@@ -10,14 +10,27 @@ from helpers import compose_config
 
 NEEDS = {"data": {"tensor_file": ["data.path=x.npy"], "image_folder": ["data.path=imgs"]}}
 GROUPS = config_groups()
-TRAIN_OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options]
+TRAIN_OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options if g != "mode"]
+
+
+def needs(group: str, option: str) -> list[str]:
+    """What else an option needs to compose: data files, or a flow model whose layer slot it fills."""
+    if group.startswith("model/flow/"):
+        return ["model=maf" if group.endswith("/structure") else "model=glow"]
+    return NEEDS.get(group, {}).get(option, [])
 
 
 @pytest.mark.parametrize("group, option", TRAIN_OPTIONS, ids=[f"{g}={o}" for g, o in TRAIN_OPTIONS])
 def test_every_train_option_composes(tmp_path, group, option):
-    cfg = compose_config("train", [f"{group}={option}", *NEEDS.get(group, {}).get(option, [])], tmp_path)
+    cfg = compose_config("train", [*needs(group, option), f"{group}={option}"], tmp_path)
     assert cfg.task_name == "train" and cfg.model._target_ and cfg.data._target_ and cfg.trainer._target_
     assert cfg.paths.output_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize("mode", GROUPS["mode"])
+def test_every_sample_mode_composes(tmp_path, mode):
+    cfg = compose_config("sample", ["ckpt_path=a.ckpt", f"mode={mode}"], tmp_path)
+    assert cfg.mode is not None
 
 
 @pytest.mark.parametrize("command", ["eval", "sample"])

@@ -35,6 +35,18 @@ __all__ = [
 ]
 
 
+def check_count(name: str, value, low: int = 1) -> None:
+    """data.<name> must be a whole number >= low; one line otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"data.{name}={value!r}: pass a whole number >= {low}")
+
+
+def check_fraction(name: str, value) -> None:
+    """data.<name> must be a number in [0, 1); one line otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f"data.{name}={value!r}: pass a fraction in [0, 1)")
+
+
 class GenDataModule(L.LightningDataModule):
     """Shared loading, splitting and loaders. Subclasses implement `_load()`."""
 
@@ -48,6 +60,13 @@ class GenDataModule(L.LightningDataModule):
                                              or labels_per_class < 1):
             raise UserError(f"data.labels_per_class={labels_per_class!r}: keep a whole number of labels per class, "
                             "at least 1 (or null to keep every label)")
+        check_count("batch_size", batch_size)
+        check_count("num_workers", num_workers, 0)
+        check_fraction("val_fraction", val_fraction)
+        check_fraction("test_fraction", test_fraction)
+        if val_fraction + test_fraction >= 1:
+            raise UserError(f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} leave no training "
+                            "data: keep their sum below 1")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.labels_per_class = labels_per_class
@@ -156,6 +175,8 @@ class ToyDataModule(GenDataModule):
     def __init__(self, distribution: Toy2D, num_train: int = 100_000, num_val: int = 5000,
                  num_test: int = 5000, batch_size: int = 100, num_workers: int = 0, seed: int = 0):
         super().__init__(batch_size, num_workers, seed)
+        for name, n in (("num_train", num_train), ("num_val", num_val), ("num_test", num_test)):
+            check_count(name, n)
         self.distribution = distribution
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
 
@@ -209,6 +230,7 @@ class StackedDataModule(GenDataModule):
     def __init__(self, source: str = "mnist", root: str | None = None, split: str = "train",
                  download: bool = False, num_examples: int = 128_000, **kwargs):
         super().__init__(**kwargs)
+        check_count("num_examples", num_examples)
         if source not in ("mnist", "digits"):
             raise UserError(f"data.source={source!r}: choose mnist or digits")
         self.source, self.num_examples = source, num_examples
@@ -235,6 +257,7 @@ class TensorFileDataModule(GenDataModule):
 
     def __init__(self, path: str, num_levels: int = 256, **kwargs):
         super().__init__(**kwargs)
+        check_count("num_levels", num_levels, 2)
         self.path, self._levels = Path(path), num_levels
 
     def _load(self):
@@ -260,6 +283,9 @@ class ImageFolderDataModule(GenDataModule):
 
     def __init__(self, path: str, size: int = 32, channels: int = 3, **kwargs):
         super().__init__(**kwargs)
+        check_count("size", size)
+        if channels not in (1, 3):
+            raise UserError(f"data.channels={channels!r}: pass 1 (grey) or 3 (RGB)")
         self.path, self.size, self.channels = Path(path), size, channels
 
     def _load(self):

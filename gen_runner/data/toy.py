@@ -60,12 +60,22 @@ class Toy2D:
         return f"{type(self).__name__}({args})"
 
 
+def check(name: str, value, low: float, exclusive: bool = True, integer: bool = False) -> None:
+    """A distribution option must be a number (a whole one if `integer`) above `low` (or at least
+    `low`); a ValueError naming data.distribution.<name> otherwise."""
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < low or (exclusive and value == low):
+        raise ValueError(f"data.distribution.{name}={value!r}: pass a {'whole number' if integer else 'number'} "
+                         f"{'>' if exclusive else '>='} {low}")
+
+
 class GaussianMixture(Toy2D):
     """Equal-weight mixture of isotropic Gaussians N(centers[k], std^2 I)."""
 
     has_log_prob = True
 
     def __init__(self, centers: Tensor, std: float):
+        check("std", std, 0)
         self.centers = torch.as_tensor(centers, dtype=torch.float32).reshape(-1, 2)
         self.std = float(std)
 
@@ -88,6 +98,8 @@ class Ring(GaussianMixture):
     """
 
     def __init__(self, num_modes: int = 8, radius: float = 1.0, std: float = 0.01):
+        check("num_modes", num_modes, 1, exclusive=False, integer=True)
+        check("radius", radius, 0)
         angles = 2 * math.pi * torch.arange(num_modes, dtype=torch.float64) / num_modes
         centers = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
         super().__init__(centers, std)
@@ -101,6 +113,8 @@ class Grid(GaussianMixture):
     """
 
     def __init__(self, side: int = 5, spacing: float = 2.0, std: float = 0.05):
+        check("side", side, 1, exclusive=False, integer=True)
+        check("spacing", spacing, 0)
         axis = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
         centers = torch.cartesian_prod(axis, axis)
         super().__init__(centers, std)
@@ -114,6 +128,7 @@ class EightGaussians(GaussianMixture):
     """
 
     def __init__(self, scale: float = 4.0, std: float = 0.5):
+        check("scale", scale, 0)
         angles = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
         super().__init__(scale * torch.stack([angles.cos(), angles.sin()], dim=1), std)
         self.scale = scale
@@ -150,6 +165,7 @@ class Moons(Toy2D):
     """
 
     def __init__(self, noise: float = 0.1):
+        check("noise", noise, 0, exclusive=False)
         self.noise = noise
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -168,6 +184,8 @@ class Circles(Toy2D):
     """
 
     def __init__(self, factor: float = 0.5, noise: float = 0.08):
+        check("factor", factor, 0)
+        check("noise", noise, 0, exclusive=False)
         self.factor, self.noise = factor, noise
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -186,6 +204,7 @@ class Spirals(Toy2D):
     """
 
     def __init__(self, noise: float = 0.1):
+        check("noise", noise, 0, exclusive=False)
         self.noise = noise
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -202,6 +221,10 @@ class Pinwheel(Toy2D):
     """
 
     def __init__(self, radial_std: float = 0.3, tangential_std: float = 0.1, num_classes: int = 5, rate: float = 0.25):
+        check("radial_std", radial_std, 0)
+        check("tangential_std", tangential_std, 0)
+        check("num_classes", num_classes, 1, exclusive=False, integer=True)
+        check("rate", rate, -math.inf)  # any sign: the arms' twist and its direction
         self.radial_std, self.tangential_std = radial_std, tangential_std
         self.num_classes, self.rate = num_classes, rate
 
@@ -224,6 +247,7 @@ class SwissRoll(Toy2D):
     """
 
     def __init__(self, noise: float = 1.0):
+        check("noise", noise, 0, exclusive=False)
         self.noise = noise
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
