@@ -4,6 +4,7 @@ checkpoints: gen_runner/checkpoints.py.)"""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,30 @@ def device_for(trainer_cfg: DictConfig | None) -> torch.device:
     return torch.device("cpu")
 
 
+def _finite(value: Any, name: str, found: dict[str, str]) -> Any:
+    """`value` with every inf/NaN float replaced by None, each recorded in `found` under its key path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[name] = str(value)  # "inf", "-inf", "nan"
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{name}.{k}" if name else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{name}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
 def write_metrics(directory: Path, metrics: dict[str, float], protocol: dict[str, Any]) -> Path:
-    """metrics.json: a flat object of final values plus a `protocol` object saying how they were measured."""
+    """metrics.json: a flat object of final values plus a `protocol` object saying how they were measured.
+
+    Strict JSON (no Infinity or NaN, which json.loads in other languages rejects): a non-finite value
+    is written as null, and `protocol.non_finite` names each one with what it was."""
+    found: dict[str, str] = {}
+    metrics = _finite(dict(metrics), "", found)
+    protocol = _finite(dict(protocol), "protocol", found)
+    if found:
+        protocol["non_finite"] = {k: f"{v} (written as null)" for k, v in found.items()}
     path = directory / "metrics.json"
-    path.write_text(json.dumps({**metrics, "protocol": protocol}, indent=2) + "\n")
+    path.write_text(json.dumps({**metrics, "protocol": protocol}, indent=2, allow_nan=False) + "\n")
     return path
 
 
