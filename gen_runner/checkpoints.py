@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from gen_runner.errors import UserError
+from gen_runner.finite import nonfinite
 from gen_runner.instantiate import build_model, check_trusted
 
-__all__ = ["load_checkpoint", "model_from_checkpoint"]
+__all__ = ["load_checkpoint", "model_from_checkpoint", "check_finite"]
 
 
 def load_checkpoint(path: str | os.PathLike | None) -> dict:
@@ -25,6 +26,10 @@ def load_checkpoint(path: str | os.PathLike | None) -> dict:
     if path in (None, "", "???"):
         raise UserError("this command needs a checkpoint: pass ckpt_path=<run directory>/checkpoints/last.ckpt")
     path = Path(path)
+    if path.is_dir():
+        inside = path / "checkpoints" / "last.ckpt"
+        raise UserError(f"ckpt_path={path} is a directory; pass a checkpoint file, e.g. ckpt_path="
+                        f"{inside if inside.is_file() else path / 'last.ckpt'}")
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}; pass ckpt_path=<run directory>/checkpoints/last.ckpt")
     try:
@@ -38,7 +43,19 @@ def load_checkpoint(path: str | os.PathLike | None) -> dict:
                         "pass one written by `gen-runner train`")
     for part in ("model", "data"):  # what eval and sample rebuild
         check_trusted(info["config"].get(part), f"checkpoint {path}")
+    check_finite(ckpt, path)
     return ckpt
+
+
+def check_finite(ckpt: dict, path: str | os.PathLike) -> None:
+    """Refuse, in one line, a checkpoint whose weights hold inf/NaN: every sample and score from it
+    would be NaN. (gen-runner train never writes one; an older version or another tool may have.)"""
+    state = ckpt.get("state_dict")
+    if bad := nonfinite(state.items() if isinstance(state, dict) else []):
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise UserError(f"checkpoint {path} holds non-finite weights (inf/NaN in {shown}): its run diverged; "
+                        "use an earlier checkpoint of that run (checkpoints/step=<N>.ckpt) or train again "
+                        "with a lower learning rate")
 
 
 def model_from_checkpoint(ckpt: dict):

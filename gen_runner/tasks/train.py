@@ -1,11 +1,16 @@
 """`gen-runner train`: data, model, callbacks, loggers and Trainer from the config; fit; save; report."""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
+from gen_runner.callbacks.checkpoint import AtomicCheckpointIO, remove_orphans, step_checkpoints
+from gen_runner.callbacks.preemption import Preemption
 from gen_runner.callbacks.resume import ResumeState
 from gen_runner.checkpoints import load_checkpoint
 from gen_runner.errors import UserError
@@ -14,13 +19,51 @@ from gen_runner.tasks import common
 
 __all__ = ["train"]
 
+log = logging.getLogger("gen_runner")
 
-def _check_resume(cfg: DictConfig, picked: dict[str, str]) -> None:
+
+def _readable_resume(path: str) -> str:
+    """`path`, or, when it cannot be used (torn, unreadable, non-finite weights), the newest step
+    checkpoint beside it that can, with one warning line; temporary files of killed saves there go."""
+    directory = Path(path).parent
+    if Path(path).is_file():
+        remove_orphans(directory)
+    try:
+        load_checkpoint(path)
+        return path
+    except UserError as error:
+        if not Path(path).is_file():
+            raise
+        for candidate in step_checkpoints(directory):
+            if candidate.resolve() == Path(path).resolve() or candidate.samefile(path):
+                continue
+            try:
+                load_checkpoint(candidate)
+            except UserError:
+                continue
+            log.warning(f"{str(error).split(';')[0]}; resuming from {candidate} instead, the newest good "
+                        "checkpoint beside it")
+            return str(candidate)
+        raise
+
+
+def _describe(data: dict) -> str:
+    shape = data.get("shape", [])
+    return f"{shape[0]}-D points" if len(shape) == 1 else "x".join(map(str, shape[1:])) + f" images, {shape[0]} channel(s)"
+
+
+def _check_resume(cfg: DictConfig, picked: dict[str, str], data: dict) -> None:
+    """The checkpoint to resume from must hold this run's model, trained on data of this shape."""
     info = load_checkpoint(cfg.ckpt_path)["gen_runner"]
     was = info.get("choices", {}).get("model")
     if was and was != picked.get("model"):
         raise UserError(f"{cfg.ckpt_path} holds a model={was} run but this run is model={picked.get('model')}; "
                         f"pass model={was} to resume it")
+    trained = info.get("data", {})
+    if trained.get("shape") != data["shape"] or trained.get("num_classes") != data.get("num_classes"):
+        was = info.get("choices", {}).get("data", "?")
+        raise UserError(f"{cfg.ckpt_path} was trained on data={was} ({_describe(trained)}) but this run's "
+                        f"data={picked.get('data')} has {_describe(data)}; pass data={was} to resume it")
 
 
 def _check_launcher(cfg: DictConfig) -> None:
@@ -38,12 +81,13 @@ def _check_launcher(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> dict:
     picked = common.choices()
     _check_launcher(cfg)
-    if cfg.ckpt_path:
-        _check_resume(cfg, picked)
     seed_everything(cfg.seed, workers=True, verbose=False)
     out = common.run_dir()
 
     dm = build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
+    if cfg.ckpt_path:
+        cfg.ckpt_path = _readable_resume(str(cfg.ckpt_path))
+        _check_resume(cfg, picked, dm.describe())
     model = build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
     model.run_info = {"config": common.container(cfg), "choices": picked}
 
@@ -53,13 +97,24 @@ def train(cfg: DictConfig) -> dict:
                             "override configures a callback this callbacks= option leaves out; drop it or pick "
                             "callbacks=default")
     callbacks = [build(node, f"callbacks.{name}") for name, node in cfg.callbacks.items() if node]
-    callbacks.append(ResumeState())
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
-
-    trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
-
     last = out / "checkpoints" / "last.ckpt"
+    stop = Preemption(last)  # SIGTERM/SIGINT: finish the step, save it, exit 143/130
+    callbacks += [ResumeState(), stop]
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
+                    plugins=[AtomicCheckpointIO()])
+
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except BaseException as error:
+        if not stop.stopped(error):
+            raise
+        exit_ = stop.exit(trainer, ["train", *HydraConfig.get().overrides.task], show=common.show)
+        common.finish({}, out)
+        raise exit_ from None
+    finally:
+        stop.restore()
+
     if getattr(trainer.checkpoint_callback, "_last_global_step_saved", None) != trainer.global_step:
         trainer.save_checkpoint(last, weights_only=False)  # fast_dev_run, max_epochs, no checkpoint callback
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
