@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gen_runner.cli import CONFIG_DIR, config_groups
+from gen_runner.cli import config_groups
 from gen_runner.errors import UserError
 from gen_runner.instantiate import check_trusted
 from gen_runner.tasks.common import container
@@ -83,10 +83,10 @@ def test_the_project_s_own_targets_pass_and_lookalikes_do_not():
             check_trusted({"a": [{"_target_": bad}]}, "x")
 
 
-@pytest.mark.parametrize("data", ["moons", "digits"])
-def test_every_shipped_model_config_is_trusted(tmp_path, data):
-    """What `gen-runner train` saves into a checkpoint passes the check, for every model option."""
+def test_every_shipped_model_and_data_config_is_trusted(tmp_path):
+    """What `gen-runner train` saves into a checkpoint passes the check, for every model and data option."""
     for option in config_groups()["model"]:
-        cfg = compose_config("train", [f"model={option}", f"data={data}"], tmp_path)
-        check_trusted(container(cfg)["model"], f"model={option}")
-        check_trusted(container(cfg)["data"], f"data={data}")
+        check_trusted(container(compose_config("train", [f"model={option}"], tmp_path))["model"], f"model={option}")
+    for option in config_groups()["data"]:
+        path = ["data.path=x"] if option in ("tensor_file", "image_folder") else []
+        check_trusted(container(compose_config("train", [f"data={option}", *path], tmp_path))["data"], option)
