@@ -60,46 +60,51 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
-    """`torch.save` to a temporary file beside `path`, fsynced, then renamed over `path`: a reader sees
-    the old file or the new one, never a part of one, whenever the writer dies."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphans(path.parent)
-    tmp = _temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _atomic_link(source: Path, target: Path) -> None:
-    """`target` becomes the file `source` is (a hard link; a copy where links are not supported),
-    swapped in atomically like `atomic_save`."""
+def _swap_in(target: Path, write) -> None:
+    """`write(tmp)` fills a temporary file beside `target`, which then replaces `target` by one
+    rename, made durable by fsyncing the directory; the temporary file goes if anything fails."""
     tmp = _temp_path(target)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     try:
-        try:
-            os.link(source, tmp)
-        except OSError:
-            with open(source, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-                dst.flush()
-                os.fsync(dst.fileno())
+        write(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def _write_synced(tmp: Path, fill) -> None:
+    """`fill(f)` writes the open file `tmp`, which is then flushed and fsynced."""
+    with open(tmp, "wb") as f:
+        fill(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
+    """`torch.save` to a temporary file beside `path`, fsynced, then renamed over `path`: a reader sees
+    the old file or the new one, never a part of one, whenever the writer dies."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path.parent)
+    _swap_in(path, lambda tmp: _write_synced(tmp, lambda f: torch.save(checkpoint, f)))
+
+
+def _atomic_link(source: Path, target: Path) -> None:
+    """`target` becomes the file `source` is (a hard link; a copy where links are not supported),
+    swapped in atomically like `atomic_save`."""
+
+    def link(tmp: Path) -> None:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            with open(source, "rb") as src:
+                _write_synced(tmp, lambda dst: shutil.copyfileobj(src, dst))
+
+    _swap_in(target, link)
 
 
 def step_checkpoints(directory: str | os.PathLike) -> list[Path]:
