@@ -22,28 +22,28 @@ __all__ = ["train"]
 log = logging.getLogger("gen_runner")
 
 
-def _readable_resume(path: str) -> str:
-    """`path`, or, when it cannot be used (torn, unreadable, non-finite weights), the newest step
-    checkpoint beside it that can, with one warning line; temporary files of killed saves there go."""
+def _readable_resume(path: str) -> tuple[str, dict]:
+    """(`path`, its run record), or, when it cannot be used (torn, unreadable, non-finite weights),
+    the newest step checkpoint beside it that can, with one warning line; temporary files of killed
+    saves there go."""
     directory = Path(path).parent
     if Path(path).is_file():
         remove_orphans(directory)
     try:
-        load_checkpoint(path)
-        return path
+        return path, load_checkpoint(path)["gen_runner"]
     except UserError as error:
         if not Path(path).is_file():
             raise
         for candidate in step_checkpoints(directory):
-            if candidate.resolve() == Path(path).resolve() or candidate.samefile(path):
+            if candidate.samefile(path):
                 continue
             try:
-                load_checkpoint(candidate)
+                info = load_checkpoint(candidate)["gen_runner"]
             except UserError:
                 continue
             log.warning(f"{str(error).split(';')[0]}; resuming from {candidate} instead, the newest good "
                         "checkpoint beside it")
-            return str(candidate)
+            return str(candidate), info
         raise
 
 
@@ -52,9 +52,9 @@ def _describe(data: dict) -> str:
     return f"{shape[0]}-D points" if len(shape) == 1 else "x".join(map(str, shape[1:])) + f" images, {shape[0]} channel(s)"
 
 
-def _check_resume(cfg: DictConfig, picked: dict[str, str], data: dict) -> None:
-    """The checkpoint to resume from must hold this run's model, trained on data of this shape."""
-    info = load_checkpoint(cfg.ckpt_path)["gen_runner"]
+def _check_resume(cfg: DictConfig, info: dict, picked: dict[str, str], data: dict) -> None:
+    """The checkpoint to resume from (`info`: its run record) must hold this run's model, trained on
+    data of this shape."""
     was = info.get("choices", {}).get("model")
     if was and was != picked.get("model"):
         raise UserError(f"{cfg.ckpt_path} holds a model={was} run but this run is model={picked.get('model')}; "
@@ -86,8 +86,8 @@ def train(cfg: DictConfig) -> dict:
 
     dm = build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
     if cfg.ckpt_path:
-        cfg.ckpt_path = _readable_resume(str(cfg.ckpt_path))
-        _check_resume(cfg, picked, dm.describe())
+        cfg.ckpt_path, info = _readable_resume(str(cfg.ckpt_path))
+        _check_resume(cfg, info, picked, dm.describe())
     model = build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
     model.run_info = {"config": common.container(cfg), "choices": picked}
 
