@@ -19,10 +19,10 @@ demo: setup
 	$(BIN)/gen-runner train
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n auto -m slow
 
 bench: setup
 	$(BIN)/python scripts/bench_overhead.py
