@@ -12,6 +12,7 @@ from the checkpoint alone (see gen_runner/tasks/common.py).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,12 +24,17 @@ from gen_runner import walks
 from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mode
 from gen_runner.errors import UserError
 from gen_runner.metrics.suite import image_metrics
+from gen_runner.truncation import truncated_normal
 
 __all__ = ["RunnerModule", "GenerativeModule"]
 
 
 class RunnerModule(L.LightningModule):
     family = ""  # "gan" | "flow" | "classifier": what reports and messages call it
+    # What `truncation=` means for it (`gen-runner --help` and the README say it); None: it has none.
+    # GenerativeModule.noise draws Gaussian noise truncated to [-t, t] inside `truncated(t)` (BigGAN's trick).
+    truncation_means: str | None = None
+    truncation: float | None = None  # set for a sampling session by `truncated`
 
     def __init__(self, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None):
         super().__init__()
@@ -50,6 +56,28 @@ class RunnerModule(L.LightningModule):
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Data as delivered (discrete pixel values) -> images in [0, 1]; points unchanged."""
         return x.float() / (self.num_levels - 1) if self.is_image else x
+
+    @contextlib.contextmanager
+    def truncated(self, value: float | None):
+        """Sample with `truncation=value` inside the block (None: as trained); one line if the model
+        has no truncation or the value is out of its range."""
+        if value is None:
+            yield self
+            return
+        if self.truncation_means is None:
+            raise UserError(f"truncation={value}: this {type(self).__name__} has no truncation trick "
+                            "(GANs with Gaussian noise have one); drop truncation=")
+        self.check_truncation(value)
+        before, self.truncation = self.truncation, value
+        try:
+            yield self
+        finally:
+            self.truncation = before
+
+    def check_truncation(self, value: float) -> None:
+        """Refuse, in one line, a truncation value out of the model's range (the base: a threshold > 0)."""
+        if not value > 0:
+            raise UserError(f"truncation={value}: the truncation threshold is a value > 0 (smaller: less variety)")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gen_runner"] = {"family": self.family, "data": self.data_info, **self.run_info}
@@ -152,7 +180,10 @@ class GenerativeModule(RunnerModule):
 
     def noise(self, *shape: int, generator: torch.Generator | None = None, uniform: bool = False) -> torch.Tensor:
         """Standard normal (or U(-1, 1)) noise on this module's device; from `generator` if given
-        (drawn on the CPU, so a seed gives the same samples on every device)."""
+        (drawn on the CPU, so a seed gives the same samples on every device). Inside `truncated(t)`
+        the normal draws are truncated to [-t, t] (values beyond resampled)."""
+        if self.truncation is not None and not uniform:
+            return truncated_normal(shape, self.truncation, generator, self.device)
         if generator is None:
             out = torch.empty(*shape, device=self.device)
             return out.uniform_(-1, 1) if uniform else out.normal_()

@@ -37,8 +37,10 @@ __all__ = ["SampleRequest", "Drawn", "SampleMode", "EvalMetric", "sample_mode", 
 class SampleRequest:
     """What `gen-runner sample` asks a mode for: `num_samples` (or `labels`, one sample each, for
     models with "labels" inputs), the mode's `options` (configs/mode/<name>.yaml), a seeded CPU
-    `generator`, the `temperature`, the decoding `batch_size`, and `data()`: the checkpoint's
-    datamodule, built on first call (modes that start from data examples)."""
+    `generator`, the `temperature`, the decoding `batch_size`, `input` (image-to-image models: what
+    `input=` names, an image folder, a .npy file or split=<name>) and `data()`: the checkpoint's
+    datamodule, built on first call (modes that start from data examples). Truncation is set on the
+    model for the draw (`model.truncated`, gen_runner/base.py)."""
 
     num_samples: int
     options: Mapping[str, Any]
@@ -47,6 +49,7 @@ class SampleRequest:
     batch_size: int | None = None
     labels: Any = None  # torch.Tensor [n] or None
     per_class: int | None = None
+    input: str | None = None
     data: Callable[[], Any] = field(default=lambda: None, repr=False)
 
 

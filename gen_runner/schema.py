@@ -61,6 +61,7 @@ class EvalOptions:
 class EvalConfig(_RunConfig):
     data: Any = None
     temperature: float = 1.0
+    truncation: Optional[float] = None  # what it means is the model's (`gen-runner --help`); None: none
     eval: EvalOptions = field(default_factory=EvalOptions)
 
 
@@ -69,6 +70,8 @@ class SampleConfig(_RunConfig):
     num_samples: int = 64
     batch_size: int = 500
     temperature: float = 1.0
+    truncation: Optional[float] = None  # what it means is the model's (`gen-runner --help`); None: none
+    input: Optional[str] = None  # image-to-image models: an image folder, a .npy file, or split=<train|val|test>
     labels: Optional[list[int]] = None  # conditional models: one sample per label (num_samples is ignored)
     per_class: Optional[int] = None  # conditional models: N samples of each class, a grid row per class
     mode: Any = None  # the sample mode's options (configs/mode/<name>.yaml); its name is the group choice
@@ -104,7 +107,7 @@ def register() -> None:
 # cannot bound. Data options are checked by the datamodules themselves.
 RANGES = [
     ("seed", 0, False), ("num_samples", 1, False), ("batch_size", 1, False), ("temperature", 0, True),
-    ("per_class", 1, False), ("eval.num_samples", 1, False), ("eval.batch_size", 1, False),
+    ("per_class", 1, False), ("truncation", 0, False), ("eval.num_samples", 1, False), ("eval.batch_size", 1, False),
     ("eval.num_real", 2, False), ("eval.kid_subsets", 1, False), ("eval.kid_subset_size", 2, False),
     ("eval.is_splits", 1, False), ("eval.prdc_k", 1, False), ("eval.iw_samples", 1, False),
 ]

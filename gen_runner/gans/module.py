@@ -83,6 +83,8 @@ class GANModule(GenerativeModule):
     # Why this variant's discriminator must judge one example at a time, if it must: PacGAN's
     # packing (model.pack > 1) is then refused, with this reason, when the module is built.
     judges_single_examples: str | None = None
+    truncation_means = ("threshold t: each Gaussian noise value drawn from N(0, 1) truncated to [-t, t], values beyond "
+                        "resampled (BigGAN); smaller t, less variety")
 
     def __init__(
         self,
@@ -138,6 +140,12 @@ class GANModule(GenerativeModule):
     @property
     def gaussian_noise(self) -> bool:
         return self.latent == "normal"
+
+    def check_truncation(self, value: float) -> None:
+        if not self.gaussian_noise:
+            raise UserError(f"truncation={value}: this GAN draws uniform noise (model.latent={self.latent}); "
+                            "the truncation trick needs model.latent=normal: drop truncation=")
+        super().check_truncation(value)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
@@ -231,11 +239,17 @@ class GANModule(GenerativeModule):
         """Whether this batch ends with a generator step: after every n_critic discriminator steps."""
         return (self.global_step + 1) % self.n_critic == 0
 
-    def training_step(self, batch, batch_idx: int):
+    def gan_batch(self, batch: Sequence[torch.Tensor]) -> GANBatch:
+        """A loader's batch (data, labels, further parts) -> what the step's losses read: the data in
+        model space, and fakes from fresh noise for the batch's labels. Image-to-image variants read
+        their (input, target) pairs here."""
         labels = batch[1] if len(batch) > 1 else None
         real = self.preprocess(batch[0])
         noise = self.draw_noise(len(real))
-        inputs = GANBatch(real, self.generate(noise, labels), noise, labels, tuple(batch[2:]))
+        return GANBatch(real, self.generate(noise, labels), noise, labels, tuple(batch[2:]))
+
+    def training_step(self, batch, batch_idx: int):
+        inputs = self.gan_batch(batch)
         opt_g, opt_d = self.optimizers()
         take_g_step = self.generator_turn()
         g = None

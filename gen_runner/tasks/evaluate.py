@@ -42,17 +42,19 @@ def evaluate(cfg: DictConfig) -> dict:
 
     metrics, protocol = {}, {}
     declared = eval_metrics(model)
-    for metric in declared:
-        found = metric.compute(ctx)
-        if found is not None:
-            metrics.update(found[0])
-            protocol.update(found[1])
+    with model.truncated(cfg.truncation):
+        for metric in declared:
+            found = metric.compute(ctx)
+            if found is not None:
+                metrics.update(found[0])
+                protocol.update(found[1])
     if not metrics:
         offered = "; ".join(f"{m.produces} (needs {m.needs})" for m in declared if m.needs)
         raise UserError(f"no metric applies to model={info['choices'].get('model')} on data={data_name}; "
                         f"it offers: {offered}")
     protocol = {"command": "eval", "checkpoint": str(cfg.ckpt_path), "step": ckpt.get("global_step"),
-                "model": info["choices"].get("model"), "data": data_name, "seed": cfg.seed, **protocol}
+                "model": info["choices"].get("model"), "data": data_name, "seed": cfg.seed,
+                **({"truncation": cfg.truncation} if cfg.truncation is not None else {}), **protocol}
 
     out = common.run_dir()
     common.write_metrics(out, metrics, protocol)

@@ -71,15 +71,19 @@ def sample(cfg: DictConfig) -> torch.Tensor:
     if cfg.temperature != 1.0 and model.temperature_means is None:
         log.warning("temperature=%s is ignored: model=%s has no temperature (it scales a flow's base "
                     "distribution)", cfg.temperature, model_name)
+    if cfg.input is not None and "image" not in model.inputs:
+        raise UserError(f"input={cfg.input}: model={model_name} generates from noise, not from images; drop input= "
+                        "(image-to-image models take it: pix2pix, cyclegan, srgan, context_encoder)")
     labels = _labels(cfg, model, info)
     request = SampleRequest(
         num_samples=cfg.num_samples if labels is None else len(labels),
         options=common.container(cfg.mode) if cfg.mode is not None else {},
         generator=torch.Generator().manual_seed(cfg.seed), temperature=cfg.temperature,
-        batch_size=cfg.batch_size, labels=labels, per_class=cfg.per_class,
+        batch_size=cfg.batch_size, labels=labels, per_class=cfg.per_class, input=cfg.input,
         data=lambda: build_datamodule(info["config"]["data"], info["config"]["seed"],
                                       what=f"data={info['choices'].get('data')} (the checkpoint's)"))
-    samples, labels, layout = modes[mode].draw(request)
+    with model.truncated(cfg.truncation):
+        samples, labels, layout = modes[mode].draw(request)
 
     out = common.run_dir() / "samples"
     out.mkdir(parents=True, exist_ok=True)
