@@ -19,7 +19,8 @@ its own module and nothing in gen_runner/tasks/ changes:
 
 Declarations are collected base class first, each class's in definition order, and a subclass
 redefining a method replaces its declaration. `static_sample_modes` reads the declarations from the
-source without importing it, so `gen-runner --help` lists modes per model without importing torch.
+source without importing it, so `gen-runner --help` lists modes (and what `truncation=` means) per
+model without importing torch.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = ["SampleRequest", "Drawn", "SampleMode", "EvalMetric", "sample_mode", "eval_metric", "sample_modes",
-           "eval_metrics", "static_sample_modes"]
+           "eval_metrics", "static_sample_modes", "static_truncation"]
 
 
 @dataclass
@@ -128,24 +129,55 @@ def _decorated_modes(cls: ast.ClassDef) -> list[str]:
             and any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "sample_mode" for d in node.decorator_list)]
 
 
-def static_sample_modes(package: Path) -> dict[str, list[str]]:
-    """{"module.path.ClassName": its sample modes, inherited ones included} for every class under
-    `package` (a source folder) that has any, read with `ast` alone."""
-    classes: dict[str, tuple[list[str], list[str]]] = {}  # class name -> (base names, own modes)
-    paths: dict[str, str] = {}
+def _own_string(cls: ast.ClassDef, attribute: str) -> str | None:
+    """The string a class body assigns to `attribute` (implicitly concatenated literals included)."""
+    for node in cls.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
+            node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(target, ast.Name) and target.id == attribute and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            return node.value.value
+    return None
+
+
+def _static_classes(package: Path) -> dict[str, tuple[str, list[str], ast.ClassDef]]:
+    """{class name: (its module path, its base names, its node)} for every class under `package`."""
+    classes = {}
     for file in sorted(package.rglob("*.py")):
         module = ".".join(file.relative_to(package.parent).with_suffix("").parts)
         for node in ast.parse(file.read_text()).body:
             if isinstance(node, ast.ClassDef):
                 bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
-                classes[node.name] = (bases, _decorated_modes(node))
-                paths[node.name] = f"{module}.{node.name}"
+                classes[node.name] = (f"{module}.{node.name}", bases, node)
+    return classes
+
+
+def static_sample_modes(package: Path) -> dict[str, list[str]]:
+    """{"module.path.ClassName": its sample modes, inherited ones included} for every class under
+    `package` (a source folder) that has any, read with `ast` alone."""
+    classes = _static_classes(package)
 
     def modes(name: str, seen: frozenset = frozenset()) -> list[str]:
         if name not in classes or name in seen:
             return []
-        bases, own = classes[name]
+        _, bases, node = classes[name]
         inherited = [m for base in bases for m in modes(base, seen | {name})]
-        return list(dict.fromkeys(inherited + own))
+        return list(dict.fromkeys(inherited + _decorated_modes(node)))
 
-    return {paths[name]: found for name in classes if (found := modes(name))}
+    return {classes[name][0]: found for name in classes if (found := modes(name))}
+
+
+def static_truncation(package: Path) -> dict[str, str]:
+    """{"module.path.ClassName": what `truncation=` means for it} for every class under `package` that
+    says (its own `truncation_means` or its nearest base's), read with `ast` alone."""
+    classes = _static_classes(package)
+
+    def meaning(name: str, seen: frozenset = frozenset()) -> str | None:
+        if name not in classes or name in seen:
+            return None
+        _, bases, node = classes[name]
+        own = _own_string(node, "truncation_means")
+        return own if own is not None else next(
+            (m for base in bases if (m := meaning(base, seen | {name})) is not None), None)
+
+    return {classes[name][0]: found for name in classes if (found := meaning(name))}

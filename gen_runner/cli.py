@@ -66,6 +66,18 @@ def sample_mode_lines() -> list[str]:
     return lines
 
 
+def truncation_lines() -> list[str]:
+    """What `truncation=` means per model option, from the `truncation_means` in the source (no import)."""
+    from gen_runner.capabilities import static_truncation
+
+    declared = static_truncation(CONFIG_DIR.parent / "gen_runner")
+    by_meaning: dict[str, list[str]] = {}
+    for option in config_groups().get("model", []):
+        if meaning := declared.get(model_target(CONFIG_DIR / "model" / f"{option}.yaml") or ""):
+            by_meaning.setdefault(meaning, []).append(option)
+    return [f"  {', '.join(options)}:\n      {meaning}" for meaning, options in by_meaning.items()]
+
+
 def usage() -> str:
     lines = ["usage: gen-runner {train,eval,sample} [key=value ...] [hydra flags]",
              "       gen-runner report <run or multirun directory ...> [report.key=value ...]", "", "commands:"]
@@ -76,6 +88,8 @@ def usage() -> str:
     lines += [f"  {group:<{width}}{', '.join(options)}" for group, options in groups.items()]
     lines += ["", "sample modes (gen-runner sample mode=<mode> [mode.<option>=...]; options: configs/mode/<mode>.yaml):"]
     lines += sample_mode_lines()
+    lines += ["", "truncation (gen-runner sample|eval truncation=<value>; models not listed have none):"]
+    lines += truncation_lines()
     lines += [
         "",
         "examples:",

@@ -8,7 +8,7 @@ import pytest
 
 from gen_runner.capabilities import Drawn, eval_metric, eval_metrics, sample_mode, sample_modes
 from gen_runner.cli import CONFIG_DIR, config_groups, model_target, sample_mode_lines
-from gen_runner.capabilities import static_sample_modes
+from gen_runner.capabilities import static_sample_modes, static_truncation
 
 
 def model_class(option: str):
@@ -41,6 +41,13 @@ def test_the_source_reading_for_help_agrees_with_the_classes_for_every_model():
         target = model_target(CONFIG_DIR / "model" / f"{option}.yaml")
         assert target, option
         assert declared.get(target, []) == list(sample_modes(model_class(option))), option
+
+
+def test_the_source_reading_of_truncation_agrees_with_the_classes_for_every_model():
+    declared = static_truncation(CONFIG_DIR.parent / "gen_runner")
+    for option in config_groups()["model"]:
+        target = model_target(CONFIG_DIR / "model" / f"{option}.yaml")
+        assert declared.get(target) == model_class(option).truncation_means, option
 
 
 def test_help_lists_the_modes_per_model():

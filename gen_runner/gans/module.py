@@ -83,8 +83,8 @@ class GANModule(GenerativeModule):
     # Why this variant's discriminator must judge one example at a time, if it must: PacGAN's
     # packing (model.pack > 1) is then refused, with this reason, when the module is built.
     judges_single_examples: str | None = None
-    truncation_means = ("threshold t: each Gaussian noise value drawn from N(0, 1) truncated to [-t, t], values beyond "
-                        "resampled (BigGAN); smaller t, less variety")
+    truncation_means = ("threshold t (with Gaussian noise, model.latent=normal): each noise value drawn from N(0, 1) "
+                        "truncated to [-t, t], values beyond resampled (BigGAN); smaller t, less variety")
 
     def __init__(
         self,
