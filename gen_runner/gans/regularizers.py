@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 __all__ = ["GradientPenalty", "R1", "OrthogonalRegularization", "apply_spectral_norm", "gradient_norms"]
 
@@ -56,7 +57,9 @@ class R1:
 class OrthogonalRegularization:
     """BigGAN's orthogonal regularization (Brock et al. 2019, eq. 3): beta * ||W^T W * (1 - I)||_F^2
     summed over the weight matrices of `net` (conv kernels flattened to [out, in * k * k]); it
-    penalises only the off-diagonal, leaving the filters' norms free. BigGAN: generator, 1e-4."""
+    penalises only the off-diagonal, leaving the filters' norms free. BigGAN: generator, 1e-4.
+    A spectral-normed layer's stored weight W is penalised, not W / sigma(W) (the authors' code:
+    every parameter of two or more axes but the shared embedding; embeddings are skipped here)."""
 
     def __init__(self, beta: float = 1e-4, net: str = "generator"):
         if net not in ("generator", "discriminator"):
@@ -67,7 +70,8 @@ class OrthogonalRegularization:
         total = real.new_zeros(())
         for module in getattr(gan, self.net).modules():
             if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-                w = module.weight.flatten(1)
+                stored = parametrize.is_parametrized(module, "weight")
+                w = (module.parametrizations.weight.original if stored else module.weight).flatten(1)
                 gram = w @ w.t()
                 total = total + (gram * (1 - torch.eye(len(gram), device=w.device))).pow(2).sum()
         return self.beta * total
