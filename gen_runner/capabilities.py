@@ -129,14 +129,24 @@ def _decorated_modes(cls: ast.ClassDef) -> list[str]:
             and any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "sample_mode" for d in node.decorator_list)]
 
 
+def _bound_names(cls: ast.ClassDef) -> set[str]:
+    """Every name the class body defines or assigns (an undeclared one replaces an inherited mode)."""
+    names = {node.name for node in cls.body if isinstance(node, ast.FunctionDef)}
+    for node in cls.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return names
+
+
 def _own_string(cls: ast.ClassDef, attribute: str) -> str | None:
-    """The string a class body assigns to `attribute` (implicitly concatenated literals included)."""
+    """The string a class body assigns to `attribute` (implicitly concatenated literals included);
+    "" where it assigns None (the class has none), None where it assigns nothing."""
     for node in cls.body:
         target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
             node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(target, ast.Name) and target.id == attribute and isinstance(node.value, ast.Constant) \
-                and isinstance(node.value.value, str):
-            return node.value.value
+                and (node.value.value is None or isinstance(node.value.value, str)):
+            return node.value.value or ""
     return None
 
 
@@ -161,8 +171,9 @@ def static_sample_modes(package: Path) -> dict[str, list[str]]:
         if name not in classes or name in seen:
             return []
         _, bases, node = classes[name]
-        inherited = [m for base in bases for m in modes(base, seen | {name})]
-        return list(dict.fromkeys(inherited + _decorated_modes(node)))
+        own, bound = _decorated_modes(node), _bound_names(node)
+        inherited = [m for base in bases for m in modes(base, seen | {name}) if m in own or m not in bound]
+        return list(dict.fromkeys(inherited + own))
 
     return {classes[name][0]: found for name in classes if (found := modes(name))}
 

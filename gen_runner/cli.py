@@ -57,12 +57,15 @@ def sample_mode_lines() -> list[str]:
     by_model = {o: declared.get(model_target(CONFIG_DIR / "model" / f"{o}.yaml") or "", [])
                 for o in config_groups().get("model", [])}
     by_model = {o: modes for o, modes in by_model.items() if modes}
-    common = [m for m in next(iter(by_model.values()), []) if all(m in ms for ms in by_model.values())]
+    noise = [ms for ms in by_model.values() if "samples" in ms]  # image-to-image models have no noise modes
+    common = [m for m in next(iter(noise), []) if all(m in ms for ms in noise)]
     extras: dict[tuple[str, ...], list[str]] = {}
     for option, modes in by_model.items():
-        extras.setdefault(tuple(m for m in modes if m not in common), []).append(option)
+        key = tuple(m for m in modes if m not in common) if "samples" in modes else ("only", *modes)
+        extras.setdefault(key, []).append(option)
     lines = [f"  {'every generator':<24}{', '.join(common)}"]
-    lines += [f"  {', '.join(options):<24}+ {', '.join(modes)}" for modes, options in extras.items() if modes]
+    lines += [f"  {', '.join(options):<24}" + (f"only {', '.join(modes[1:])}" if modes[0] == "only" else
+                                                 f"+ {', '.join(modes)}") for modes, options in extras.items() if modes]
     return lines
 
 

@@ -60,8 +60,10 @@ def sample(cfg: DictConfig) -> torch.Tensor:
     info = ckpt["gen_runner"]
     model_name = info["choices"].get("model")
     device = common.device_for(cfg.trainer)
-    model = model_from_checkpoint(ckpt).to(device)
+    model = model_from_checkpoint(ckpt, cfg.weights).to(device)
     modes, mode = sample_modes(model), common.choices().get("mode", "samples")
+    if mode == "samples" and mode not in modes and len(modes) == 1:  # image-to-image models: their one mode
+        mode = next(iter(modes))
     if not modes:
         raise UserError(f"{cfg.ckpt_path} holds a model={model_name}, which does not sample; "
                         "pass a GAN or flow checkpoint")
