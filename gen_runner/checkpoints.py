@@ -58,10 +58,16 @@ def check_finite(ckpt: dict, path: str | os.PathLike) -> None:
                         "with a lower learning rate")
 
 
-def model_from_checkpoint(ckpt: dict):
-    """The model of a checkpoint from `load_checkpoint`, with its weights, in eval mode, on the CPU."""
+def model_from_checkpoint(ckpt: dict, weights: str = "ema", key: str = "weights"):
+    """The model of a checkpoint from `load_checkpoint`, with its weights, in eval mode, on the CPU.
+    A GAN's generator holds its moving average's weights where the checkpoint has one (`weights="ema"`)
+    or the raw ones ("raw"); `model.weights` says which (gen_runner/gans/ema.py). `key`: the option's name."""
+    if weights not in ("ema", "raw"):
+        raise UserError(f"{key}={weights}: pass {key}=ema (the generator's moving average, where the checkpoint "
+                        f"has one) or {key}=raw")
     info = ckpt["gen_runner"]
     model = build_model(info["config"]["model"], info["data"], what="model (from the checkpoint)")
     model.load_state_dict(ckpt["state_dict"])
+    model.weights = model.use_weights(weights) if hasattr(model, "use_weights") else "raw"
     return model.eval()
 

@@ -55,6 +55,7 @@ class EvalOptions:
     prdc_k: int = 3  # precision/recall k (Kynkaanniemi et al. 2019); density/coverage use 5
     cache_dir: Optional[str] = None  # real-feature cache; default ~/.cache/gen-runner/features
     iw_samples: int = 1  # flows on images: dequantization draws per image of the importance-weighted bound
+    weights: str = "ema"  # GANs: ema (the generator's moving average, where the checkpoint has one) | raw
 
 
 @dataclass
@@ -74,6 +75,7 @@ class SampleConfig(_RunConfig):
     input: Optional[str] = None  # image-to-image models: an image folder, a .npy file, or split=<train|val|test>
     labels: Optional[list[int]] = None  # conditional models: one sample per label (num_samples is ignored)
     per_class: Optional[int] = None  # conditional models: N samples of each class, a grid row per class
+    weights: str = "ema"  # GANs: ema (the generator's moving average, where the checkpoint has one) | raw
     mode: Any = None  # the sample mode's options (configs/mode/<name>.yaml); its name is the group choice
 
 

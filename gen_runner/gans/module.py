@@ -21,9 +21,16 @@ samples at once). Variants whose losses differ subclass it and change loss terms
 A `GANBatch` is everything a step's losses read: the data batch, the fakes G(noise, labels), G's
 noise, the batch's labels and its further parts (SSGAN's labelled batch). `Losses.terms` are summed
 into what the network's optimizer minimises; `Losses.stats` are only logged (an accuracy, a bound).
+
+Every variant can keep an exponential moving average of its generator (`model.ema_decay` or
+`model.ema_half_life_kimg`, gans/ema.py): updated after each generator step (`update_ema`), saved
+beside the raw weights, sampled from by the progress grids and in-training metrics while training,
+and by eval and sample (`use_weights`).
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +42,7 @@ from gen_runner.base import GenerativeModule
 from gen_runner.capabilities import eval_metric
 from gen_runner.data.images import from_gan_range, to_gan_range
 from gen_runner.errors import UserError
+from gen_runner.gans.ema import GeneratorEMA, ema_schedule, swapped
 from gen_runner.gans.objectives import Objective
 from gen_runner.gans.regularizers import apply_spectral_norm
 from gen_runner.metrics.modes import mode_metrics
@@ -104,6 +112,9 @@ class GANModule(GenerativeModule):
         spectral_norm: bool = False,
         weight_clip: float | None = None,
         grad_clip: float | None = None,
+        ema_decay: float | None = None,
+        ema_half_life_kimg: float | None = None,
+        ema_warmup: bool = True,
     ):
         super().__init__(data, optimizer)
         if latent not in ("normal", "uniform"):
@@ -128,6 +139,10 @@ class GANModule(GenerativeModule):
         if spectral_norm:
             apply_spectral_norm(self.discriminator)
         self.objective = objective
+        self.ema_schedule = ema_schedule(ema_decay, ema_half_life_kimg, ema_warmup)  # None: no EMA
+        # Built when fit sets up (or a checkpoint holding one is loaded): subclasses may still change
+        # the generator after this constructor (spectral norm, ...), and the copy must match it.
+        self.generator_ema: GeneratorEMA | None = None
 
     # -- data space <-> model space ---------------------------------------------------------
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,6 +168,59 @@ class GANModule(GenerativeModule):
     def generate(self, noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """G's output in model space; conditional variants generate for `labels` (one per row)."""
         return self.generator(noise)
+
+    # -- the generator's moving average (gans/ema.py) ------------------------------------------
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.attach_ema()
+
+    def attach_ema(self) -> None:
+        if self.ema_schedule is not None and self.generator_ema is None:
+            self.generator_ema = GeneratorEMA(self.generator, self.ema_schedule)
+
+    def update_ema(self, batch_size: int) -> None:
+        """After a generator step on `batch_size` fakes: the EMA (if any) takes the new weights in."""
+        if self.generator_ema is not None:
+            self.generator_ema.update(self.generator, batch_size)
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Inside the block the generator holds its EMA's weights, if it has an EMA that has averaged."""
+        if self.generator_ema is None or not self.generator_ema.n_averaged:
+            yield
+            return
+        with swapped(self.generator, self.generator_ema.module):
+            yield
+
+    def sample_batches(self, *args, **kwargs):
+        """As GenerativeModule's, from the EMA generator while training with one (progress grids and
+        in-training metrics, as StyleGAN's code draws its snapshots from G_ema)."""
+        with self.ema_weights():
+            yield from super().sample_batches(*args, **kwargs)
+
+    def use_weights(self, which: str) -> str:
+        """eval and sample: the generator keeps its EMA's weights (`which="ema"`, where it has an EMA)
+        or its raw ones ("raw"); the EMA copy is dropped. Returns which weights the generator holds."""
+        ema, self.generator_ema = self.generator_ema, None
+        if which == "ema" and ema is not None and ema.n_averaged:
+            self.generator.load_state_dict(ema.module.state_dict())
+            return "ema"
+        return "raw"
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Also the EMA's entries (`generator_ema.*`): an EMA is built to take them. Resuming with the
+        EMA switched on from a checkpoint without one starts it afresh; switched off, it is dropped."""
+        prefix = "generator_ema."
+        held = any(k.startswith(prefix) for k in state_dict)
+        self.attach_ema()
+        if held != (self.generator_ema is not None):
+            metadata = getattr(state_dict, "_metadata", None)
+            state_dict = collections.OrderedDict((k, v) for k, v in state_dict.items() if not k.startswith(prefix))
+            if self.generator_ema is not None:
+                state_dict.update((prefix + k, v) for k, v in self.generator_ema.state_dict().items())
+            if metadata is not None:
+                state_dict._metadata = metadata
+        return super().load_state_dict(state_dict, strict, assign)
 
     @torch.no_grad()
     def decode(self, noise: torch.Tensor, temperature: float = 1.0, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -264,6 +332,7 @@ class GANModule(GenerativeModule):
             if not self.simultaneous:
                 g = self._generator_backward(opt_g, inputs)
             self.step(opt_g, counted=False)
+            self.update_ema(len(inputs.fake))
 
         logs = d.logs() | (g.logs() if g else {}) | {k: v.detach() for k, v in self.after_step(d, g).items()}
         self.log_dict(logs, prog_bar=True)

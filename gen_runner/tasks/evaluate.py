@@ -30,7 +30,7 @@ def evaluate(cfg: DictConfig) -> dict:
     info = ckpt["gen_runner"]
     seed_everything(cfg.seed, verbose=False)
     device = common.device_for(cfg.trainer)
-    model = model_from_checkpoint(ckpt).to(device)
+    model = model_from_checkpoint(ckpt, cfg.eval.weights, "eval.weights").to(device)
     if cfg.data is not None:
         data_cfg, data_name = cfg.data, common.choices().get("data")
     else:
@@ -53,7 +53,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise UserError(f"no metric applies to model={info['choices'].get('model')} on data={data_name}; "
                         f"it offers: {offered}")
     protocol = {"command": "eval", "checkpoint": str(cfg.ckpt_path), "step": ckpt.get("global_step"),
-                "model": info["choices"].get("model"), "data": data_name, "seed": cfg.seed,
+                "model": info["choices"].get("model"), "weights": model.weights, "data": data_name, "seed": cfg.seed,
                 **({"truncation": cfg.truncation} if cfg.truncation is not None else {}), **protocol}
 
     out = common.run_dir()
