@@ -21,7 +21,9 @@ GENERATOR_MODES = ["samples", "interpolate", "arithmetic"]
 
 @pytest.mark.parametrize("option, modes, metrics", [
     ("dcgan", GENERATOR_MODES, ["fidelity", "modes"]),
+    ("progan", GENERATOR_MODES, ["fidelity", "modes"]),
     ("cgan", GENERATOR_MODES, ["fidelity", "modes", "class_accuracy"]),
+    ("biggan", GENERATOR_MODES, ["fidelity", "modes", "class_accuracy"]),
     ("infogan", [*GENERATOR_MODES, "traverse"], ["fidelity", "modes", "code_accuracy"]),
     ("bigan", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "modes", "inference"]),
     ("veegan", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "modes", "inference"]),
