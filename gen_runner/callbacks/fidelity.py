@@ -33,7 +33,7 @@ class FidelityEvaluator(L.Callback):
         if not isinstance(pl_module, GenerativeModule) or not pl_module.is_image:
             return
         self.extractor = make_extractor(self.features, self.features_ckpt, pl_module.device)
-        images = trainer.datamodule.splits["val"].tensors[0][: self.num_real]
+        images = trainer.datamodule.images("val", self.num_real)
         unit = (images[i : i + self.batch_size].float() / (pl_module.num_levels - 1)
                 for i in range(0, len(images), self.batch_size))
         self.real = extract(self.extractor, unit, len(images), "real")

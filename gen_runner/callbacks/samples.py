@@ -66,4 +66,4 @@ class SampleLogger(L.Callback):
         dm = trainer.datamodule
         if pl_module.is_image or dm is None or dm.splits is None:
             return None
-        return dm.splits["val"].tensors[0][:2000]
+        return dm.images("val", 2000)

@@ -5,6 +5,12 @@ are their discrete pixel values as uint8 `[B, C, H, W]` with `num_levels` grey l
 maps images to what it needs on the device (GANs: [-1, 1]; flows: uniformly dequantized values),
 so bits/dim is measured against the discrete data. Splits are seeded and deterministic.
 
+Image-to-image data (`describe()["kind"]`): paired batches are `(input, target, labels)` (inpainting
+adds `mask`, float [B, 1, H, W], 1 where pixels are missing), unpaired ones `(a, b, label_a,
+label_b)`; labels are -1 where unknown. `shape` is the target's (domain B's), `input_shape` the
+input's (domain A's). `images(split, n)` gives the real images evaluation compares against (the
+targets, domain B), whether held in memory or streamed from disk.
+
 Semi-supervised data (`labels_per_class=N`, labelled data only): the train split keeps the labels
 of N seeded examples per class and hides the others (-1), and its batches are
 `(x, y, x_labelled, y_labelled)`: the labelled set tiled, in seeded permutations, to the split's
@@ -19,7 +25,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from gen_runner.data import images
+from gen_runner.data import images, translation
+from gen_runner.data.datasets import FlippedTensors, ImageFiles, Transform, Unpaired
 from gen_runner.data.loader import ResumableLoader, TensorData
 from gen_runner.data.toy import Toy2D
 from gen_runner.errors import UserError
@@ -32,6 +39,8 @@ __all__ = [
     "TensorFileDataModule",
     "ImageFolderDataModule",
     "StackedDataModule",
+    "DigitTasksDataModule",
+    "ThickDigitsDataModule",
 ]
 
 
@@ -45,6 +54,21 @@ def check_fraction(name: str, value) -> None:
     """data.<name> must be a number in [0, 1); one line otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise UserError(f"data.{name}={value!r}: pass a fraction in [0, 1)")
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    """data.<name> must be one of `choices`; one line otherwise."""
+    if value not in choices:
+        raise UserError(f"data.{name}={value!r}: choose {' or '.join(choices)}")
+
+
+def check_fit(size, fit: str, native: int) -> None:
+    """data.size/data.fit for images `native` pixels wide: padding cannot shrink them."""
+    check_count("size", size)
+    check_choice("fit", fit, ("pad", "resize"))
+    if fit == "pad" and size < native:
+        raise UserError(f"data.size={size}: padding cannot shrink {native}x{native} images; pass data.size>={native} "
+                        "or data.fit=resize")
 
 
 class GenDataModule(L.LightningDataModule):
@@ -77,16 +101,18 @@ class GenDataModule(L.LightningDataModule):
         """All examples (points or uint8 images) and their labels, if any."""
         raise NotImplementedError
 
-    def _split(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-        x, y = self._load()
-        n = len(x)
+    def _split_indices(self, n: int, seed: int | None = None) -> dict[str, torch.Tensor]:
+        """Example indices of each split: a seeded permutation cut by the val and test fractions."""
         n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
         if n - n_val - n_test < self.batch_size:
             raise UserError(f"{type(self).__name__}: {n} examples leave fewer than one batch of "
                             f"{self.batch_size} for training; lower data.batch_size or the fractions")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
-        return {k: (x[i], None if y is None else y[i]) for k, i in parts.items()}
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed if seed is None else seed))
+        return {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
+
+    def _split(self) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+        x, y = self._load()
+        return {k: (x[i], None if y is None else y[i]) for k, i in self._split_indices(len(x)).items()}
 
     # -- Lightning hooks -----------------------------------------------------------------------
     def _few_labels(self, parts: dict[str, tuple[torch.Tensor, torch.Tensor | None]]) -> tuple[torch.Tensor, ...]:
@@ -116,11 +142,15 @@ class GenDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            parts = self._split()
-            splits = {k: (x,) if y is None else (x, y) for k, (x, y) in parts.items()}
-            if self.labels_per_class is not None:
-                splits["train"] = self._few_labels(parts)
-            self.splits = {k: TensorData(*tensors) for k, tensors in splits.items()}
+            self.splits = self._datasets()
+
+    def _datasets(self) -> dict:
+        """Each split's dataset (in-memory tensors here; streamed or paired data override it)."""
+        parts = self._split()
+        splits = {k: (x,) if y is None else (x, y) for k, (x, y) in parts.items()}
+        if self.labels_per_class is not None:
+            splits["train"] = self._few_labels(parts)
+        return {k: TensorData(*tensors) for k, tensors in splits.items()}
 
     def train_dataloader(self) -> ResumableLoader:
         trainer = self.trainer
@@ -142,12 +172,25 @@ class GenDataModule(L.LightningDataModule):
         return ResumableLoader(data, self.batch_size, self.seed, shuffle=shuffle, drop_last=drop_last,
                                num_workers=self.num_workers, **kw)
 
+    def images(self, splits: str | tuple[str, ...] | list[str], n: int | None = None) -> torch.Tensor:
+        """The first `n` real examples (all without n) of the split(s), in order and without
+        augmentation, as stored (uint8 images): what evaluation compares samples with, the targets
+        of paired data and domain B of unpaired data. Streamed data is decoded here."""
+        self.setup()
+        out, left = [], n
+        for split in [splits] if isinstance(splits, str) else splits:
+            data = self.splits[split]
+            out.append(data.images(len(data) if left is None else left))
+            left = None if left is None else left - len(out[-1])
+            if left is not None and left <= 0:
+                break
+        return torch.cat(out)
+
     # -- what models need to know ----------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        """Shape of one example: (D,) for points, (C, H, W) for images."""
-        self.setup()
-        return tuple(self.splits["train"].tensors[0].shape[1:])
+        """Shape of one example: (D,) for points, (C, H, W) for images (a paired set's targets)."""
+        return tuple(self.images("train", 1).shape[1:])
 
     @property
     def kind(self) -> str:
@@ -156,7 +199,7 @@ class GenDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int | None:
         self.setup()
-        labels = [d.tensors[1] for d in self.splits.values() if len(d.tensors) > 1 and len(d)]
+        labels = [d.tensors[1] for d in self.splits.values() if len(getattr(d, "tensors", ())) > 1 and len(d)]
         return int(max(y.max() for y in labels)) + 1 if labels else None
 
     def describe(self) -> dict:
@@ -189,25 +232,34 @@ class ToyDataModule(GenDataModule):
 
 
 class DigitsDataModule(GenDataModule):
-    """scikit-learn's bundled 8x8 digits (Alpaydin & Kaynak 1998): 1,797 images, 17 grey levels."""
+    """scikit-learn's bundled 8x8 digits (Alpaydin & Kaynak 1998): 1,797 images, 17 grey levels;
+    `size`/`fit`: padded or resized (bilinear) to size x size, e.g. 32 for progressive growing."""
 
     num_levels = 17
 
+    def __init__(self, size: int = 8, fit: str = "resize", **kwargs):
+        super().__init__(**kwargs)
+        check_fit(size, fit, 8)
+        self.size, self.fit = size, fit
+
     def _load(self):
-        return images.load_digits()
+        x, y = images.load_digits()
+        return images.fit_size(x, self.size, self.fit, self.num_levels), y
 
 
 class MNISTDataModule(GenDataModule):
-    """MNIST or Fashion-MNIST from IDX files in `root`; `split` picks the file set (train/test)."""
+    """MNIST or Fashion-MNIST from IDX files in `root`; `split` picks the file set (train/test);
+    `size`/`fit`: padded (LeNet's 32x32 frame) or resized to size x size."""
 
     num_levels = 256
 
     def __init__(self, root: str, split: str = "train", variant: str = "mnist", download: bool = False,
-                 **kwargs):
+                 size: int = 28, fit: str = "pad", **kwargs):
         super().__init__(**kwargs)
-        if split not in ("train", "test"):
-            raise UserError(f"data.split={split!r}: choose train or test")
+        check_choice("split", split, ("train", "test"))
+        check_fit(size, fit, 28)
         self.root, self.split, self.variant, self.download = Path(root), split, variant, download
+        self.size, self.fit = size, fit
 
     def prepare_data(self) -> None:
         if self.download:
@@ -215,9 +267,10 @@ class MNISTDataModule(GenDataModule):
 
     def _load(self):
         try:
-            return images.load_mnist(self.root, self.split, self.variant, download=False)
+            x, y = images.load_mnist(self.root, self.split, self.variant, download=False)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from e
+        return images.fit_size(x, self.size, self.fit, self.num_levels), y
 
 
 class StackedDataModule(GenDataModule):
@@ -293,3 +346,107 @@ class ImageFolderDataModule(GenDataModule):
             return images.load_image_folder(self.path, self.size, self.channels)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(f"data.path={self.path}: {e}") from e
+
+
+class _DigitSource(GenDataModule):
+    """Image-to-image tasks built from real digits (data/translation.py): scikit-learn's 8x8 digits
+    (`source=digits`) or MNIST's `split` file set in `root` (`source=mnist`), brought to `size` x
+    `size` (`fit`: pad or resize) before the task is made. Class labels are kept."""
+
+    def __init__(self, source: str = "digits", root: str | None = None, split: str = "test", download: bool = False,
+                 size: int = 16, fit: str = "resize", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("source", source, ("digits", "mnist"))
+        check_choice("split", split, ("train", "test"))
+        check_fit(size, fit, 8 if source == "digits" else 28)
+        if source == "mnist" and not root:
+            raise UserError("data.source=mnist needs data.root=<folder of MNIST IDX files> "
+                            "(e.g. ../shared/data/mnist with data.split=test)")
+        self.source, self.root, self.split, self.download, self.size, self.fit = source, root, split, download, size, fit
+        self.num_levels = 17 if source == "digits" else 256
+
+    def prepare_data(self) -> None:
+        if self.source == "mnist" and self.download:
+            images.load_mnist(self.root, self.split, "mnist", download=True)
+
+    def _digits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            x, y, _ = translation.load_source(self.source, self.root, self.split, False, self.size, self.fit)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"data.root={self.root}: {e}") from e
+        return x, y
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input (domain A) image."""
+        self.setup()
+        return tuple(self.splits["train"].tensors[0].shape[1:])
+
+    def describe(self) -> dict:
+        return {**super().describe(), "input_shape": list(self.input_shape)}
+
+
+class DigitTasksDataModule(_DigitSource):
+    """Paired image-to-image tasks from real digits, batches `(input, target, labels)`:
+    `task=edges` (edges2digits: a thresholded Sobel edge map -> the digit; `edge_threshold`),
+    `task=sr` (sr4: `factor`x bicubic-downsampled -> the digit), `task=inpaint` (inpaint_center:
+    `mask=center` the centre quarter, or `mask=random` blocks, zeroed -> the digit; batches add
+    the mask, float [B, 1, H, W], 1 where missing)."""
+
+    def __init__(self, task: str, edge_threshold: float = 0.4, factor: int = 4, mask: str = "center", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("task", task, ("edges", "sr", "inpaint"))
+        check_fraction("edge_threshold", edge_threshold)
+        check_count("factor", factor, 2)
+        check_choice("mask", mask, ("center", "random"))
+        if task == "sr" and self.size % factor:
+            raise UserError(f"data.size={self.size} is not divisible by data.factor={factor}: pass a multiple of it")
+        self.task, self.edge_threshold, self.factor, self.mask = task, edge_threshold, factor, mask
+
+    @property
+    def kind(self) -> str:
+        return "paired"
+
+    def _datasets(self) -> dict:
+        target, y = self._digits()
+        parts = [target, y]
+        if self.task == "edges":
+            parts.insert(0, translation.sobel_edges(target, self.num_levels, self.edge_threshold))
+        elif self.task == "sr":
+            parts.insert(0, translation.downsample(target, self.factor, self.num_levels))
+        else:
+            n, _, h, w = target.shape
+            mask = (translation.center_mask(h, w).expand(n, 1, h, w) if self.mask == "center"
+                    else translation.random_masks(n, h, w, self.seed))
+            parts = [target * (1 - mask).to(torch.uint8), target, y, mask]
+        return {k: TensorData(*(p[i] for p in parts), image_part=1) for k, i in self._split_indices(len(y)).items()}
+
+
+class ThickDigitsDataModule(_DigitSource):
+    """digits2thick, unpaired: domain A the digits, domain B thickened and inverted digits
+    (translation.thicken_invert), made from disjoint halves of the examples (a seeded permutation),
+    so no pair exists; each half split into train/val/test by the fractions. Batches
+    `(a, b, label_a, label_b)`, B drawn independently of A (datasets.Unpaired)."""
+
+    @property
+    def kind(self) -> str:
+        return "unpaired"
+
+    def _datasets(self) -> dict:
+        x, y = self._digits()
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.seed + 1))
+        self.halves = ia, ib = order[: len(y) // 2], order[len(y) // 2 :]  # the examples of A and of B
+        a, ya, b, yb = x[ia], y[ia], translation.thicken_invert(x[ib], self.num_levels), y[ib]
+        sa, sb = self._split_indices(len(ia)), self._split_indices(len(ib), self.seed + 2)
+        return {k: Unpaired((a[sa[k]], ya[sa[k]]), (b[sb[k]], yb[sb[k]]), self.seed, augment=k == "train")
+                for k in sa}
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        self.setup()
+        return tuple(self.splits["train"].a[0].shape[1:])  # domain A's tensors
+

@@ -33,7 +33,10 @@ __all__ = [
     "load_mnist",
     "load_digits",
     "load_tensor_file",
+    "list_image_folder",
     "load_image_folder",
+    "read_image",
+    "fit_size",
     "to_gan_range",
     "from_gan_range",
     "dequantize",
@@ -266,43 +269,80 @@ def _check_labels(a: object, x: object, path: Path) -> Tensor | None:
     return y.long()
 
 
-def load_image_folder(path: str | os.PathLike, size: int, channels: int = 3) -> tuple[Tensor, Tensor | None]:
-    """Every png/jpg/jpeg/bmp/gif/webp below `path` as uint8 [N, channels, size, size], in sorted order.
-
-    Each image is converted to L (channels=1) or RGB (channels=3), its shorter side resized to `size`
-    (bicubic) and centre-cropped. When all images sit in first-level subfolders, labels index the
-    sorted subfolder names; otherwise labels are None.
-    """
+def list_image_folder(path: str | os.PathLike) -> tuple[list[Path], Tensor | None]:
+    """Every png/jpg/jpeg/bmp/gif/webp file below `path`, sorted, and its label: when all images sit
+    in first-level subfolders, labels index the sorted subfolder names; otherwise labels are None."""
     root = Path(path)
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     files = sorted(p.relative_to(root) for p in root.rglob("*") if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) found below {root}")
-
-    images = np.stack([_read_image(root / f, size, "L" if channels == 1 else "RGB") for f in files])
-    images = torch.from_numpy(images.reshape(len(files), size, size, channels)).permute(0, 3, 1, 2).contiguous()
+    paths = [root / f for f in files]
     if any(len(f.parts) == 1 for f in files):
-        return images, None
-    classes = sorted({f.parts[0] for f in files})
-    index = {c: i for i, c in enumerate(classes)}
-    return images, torch.tensor([index[f.parts[0]] for f in files], dtype=torch.int64)
+        return paths, None
+    index = {c: i for i, c in enumerate(sorted({f.parts[0] for f in files}))}
+    return paths, torch.tensor([index[f.parts[0]] for f in files], dtype=torch.int64)
 
 
-def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
+def load_image_folder(path: str | os.PathLike, size: int, channels: int = 3) -> tuple[Tensor, Tensor | None]:
+    """Every image `list_image_folder` finds, as uint8 [N, channels, size, size] (`read_image`), and its labels."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    files, labels = list_image_folder(path)
+    return torch.stack([read_image(f, size, channels) for f in files]), labels
+
+
+def open_image(path: str | os.PathLike, channels: int) -> Image.Image:
+    """The decoded image, converted to L (channels=1) or RGB (channels=3); ValueError if unreadable."""
     try:
         with Image.open(path) as im:
-            im = im.convert(mode)
+            return im.convert("L" if channels == 1 else "RGB")
     except OSError as e:  # includes PIL.UnidentifiedImageError
         raise ValueError(f"cannot read image {path}: {e}") from None
+
+
+def to_tensor(im: Image.Image) -> Tensor:
+    """A PIL image -> uint8 [C, H, W]."""
+    a = np.asarray(im, dtype=np.uint8)
+    return torch.from_numpy(a.reshape(*a.shape[:2], -1).copy()).permute(2, 0, 1)
+
+
+def resize_shorter(im: Image.Image, size: int) -> Image.Image:
+    """Shorter side resized to `size` (bicubic), the aspect ratio kept."""
     w, h = im.size
     scale = size / min(w, h)
-    w2, h2 = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((w2, h2), Image.Resampling.BICUBIC)
-    left, top = (w2 - size) // 2, (h2 - size) // 2
-    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+    return im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC)
+
+
+def center_box(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    left, top = (w - size) // 2, (h - size) // 2
+    return left, top, left + size, top + size
+
+
+def read_image(path: str | os.PathLike, size: int, channels: int = 3) -> Tensor:
+    """One image as uint8 [channels, size, size]: its shorter side resized to `size` (bicubic), centre-cropped."""
+    im = resize_shorter(open_image(path, channels), size)
+    return to_tensor(im.crop(center_box(*im.size, size)))
+
+
+def fit_size(x: Tensor, size: int, fit: str, levels: int) -> Tensor:
+    """uint8 images [N, C, h, w] brought to `size` x `size`. fit="pad": centred in a frame of zeros
+    (background; the size must be at least the images'); fit="resize": bilinear (antialiased when
+    shrinking), rounded back to the `levels` grey levels."""
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    if fit == "pad":
+        if size < max(h, w):
+            raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}: pass a size >= {max(h, w)} or resize")
+        top, left = (size - h) // 2, (size - w) // 2
+        return torch.nn.functional.pad(x, (left, size - w - left, top, size - h - top))
+    if fit == "resize":
+        y = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
+                                            antialias=size < max(h, w))
+        return y.round().clamp(0, levels - 1).to(torch.uint8)
+    raise ValueError(f"unknown fit {fit!r}: choose pad or resize")
 
 
 # ----------------------------------------------------------------------------- pixel ranges

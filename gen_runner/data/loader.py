@@ -9,22 +9,38 @@ Lightning calls `iter()` and its epoch hooks in around a restart. Lightning stor
 in the checkpoint and hands it back on resume, so a resumed run sees exactly the batches an
 uninterrupted run would have seen.
 In-memory tensors are fetched a whole batch at a time (`__getitems__`), not item by item.
+
+Random augmentation (crops, flips, CycleGAN's independent B draws) is a function of (seed, epoch,
+example index) alone (`example_rng`): a dataset that declares `tagged = True` receives `(epoch, i)`
+pairs from the sampler instead of bare indices, in the main process or in any worker, so a resumed
+run sees the same augmented images as an uninterrupted one, whatever `num_workers`.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["TensorData", "EpochSampler", "ResumableLoader"]
+__all__ = ["TensorData", "EpochSampler", "ResumableLoader", "example_rng"]
+
+
+def example_rng(seed: int, epoch: int, index: int, *stream: int) -> np.random.Generator:
+    """The random draws of one example in one epoch (a SeedSequence of the integers: no collisions)."""
+    return np.random.default_rng([seed, epoch, index, *stream])
 
 
 class TensorData(Dataset):
-    """Tensors indexed together along their first dimension, fetched batch-wise."""
+    """Tensors indexed together along their first dimension, fetched batch-wise. `image_part`:
+    which tensor holds the images evaluation compares against (a paired set's targets)."""
 
-    def __init__(self, *tensors: torch.Tensor):
-        self.tensors = tensors
+    def __init__(self, *tensors: torch.Tensor, image_part: int = 0):
+        self.tensors, self.image_part = tensors, image_part
+
+    def images(self, n: int) -> torch.Tensor:
+        """The first n images (uint8), as stored."""
+        return self.tensors[self.image_part][:n]
 
     def __len__(self) -> int:
         return len(self.tensors[0])
@@ -44,10 +60,12 @@ def _batched(batch):
 
 class EpochSampler(Sampler[int]):
     """Seeded per-epoch order (a permutation, or the identity), sharded across `num_replicas`,
-    starting at position `start`. (No `set_epoch`: the loader, not Lightning, decides the epoch.)"""
+    starting at position `start`; `(epoch, index)` pairs when `tagged`. (No `set_epoch`: the loader,
+    not Lightning, decides the epoch.)"""
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    def __init__(self, n: int, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0,
+                 tagged: bool = False):
+        self.n, self.seed, self.shuffle, self.tagged = n, seed, shuffle, tagged
         self.num_replicas, self.rank = num_replicas, rank
         self.epoch, self.start = 0, 0
 
@@ -62,7 +80,8 @@ class EpochSampler(Sampler[int]):
             order = torch.arange(self.n)
         # Every rank gets an equal share; the few left over are dropped this epoch.
         order = order[: len(self) * self.num_replicas][self.rank :: self.num_replicas]
-        return iter(order[self.start :].tolist())
+        order = order[self.start :].tolist()
+        return iter([(self.epoch, i) for i in order] if self.tagged else order)
 
 
 class ResumableLoader(DataLoader):
@@ -71,8 +90,8 @@ class ResumableLoader(DataLoader):
     def __init__(self, dataset: Dataset, batch_size: int, seed: int, shuffle: bool = True,
                  drop_last: bool = True, num_replicas: int = 1, rank: int = 0, num_workers: int = 0,
                  pin_memory: bool = False):
-        sampler = EpochSampler(len(dataset), seed, shuffle, num_replicas, rank)
-        collate = _batched if isinstance(dataset, TensorData) else None
+        sampler = EpochSampler(len(dataset), seed, shuffle, num_replicas, rank, getattr(dataset, "tagged", False))
+        collate = _batched if hasattr(dataset, "__getitems__") else None
         # Its own generator: creating an iterator would otherwise draw from the global RNG.
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                          num_workers=num_workers, collate_fn=collate, pin_memory=pin_memory,

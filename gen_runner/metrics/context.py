@@ -83,10 +83,11 @@ class EvalContext:
 
     @cached_property
     def real(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) of the first `eval.num_real` images of the evaluated split(s), cached
+        """(features, logits) of the first `eval.num_real` real images of the evaluated split(s) (the
+        targets of paired data, domain B of unpaired data: `images()` of the datamodule), cached
         on disk under the extractor's hash and `data_key`."""
         opts, dm = self.options, self.datamodule
-        images = torch.cat([dm.splits[s].tensors[0] for s in self.splits])[: opts.num_real]
+        images = dm.images(self.splits, opts.num_real)
         key = {"data": self.data_key, "split": opts.split, "num_real": len(images),
                "image_size": self.extractor.image_size}
         cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else Path.home() / ".cache/gen-runner/features"
