@@ -78,11 +78,13 @@ class EvalMetric:
     compute: Callable[[Any], tuple[dict, dict] | None]
 
 
-def sample_mode(picture: str):
-    """Declare the decorated method `(self, request: SampleRequest) -> Drawn` as the sample mode of its name."""
+def sample_mode(picture: str, name: str | None = None):
+    """Declare the decorated method `(self, request: SampleRequest) -> Drawn` as the sample mode of its
+    name, or of `name` where that name is taken by something else on the model (StyleGAN's
+    mode=truncation: `truncation` is the model's truncation value)."""
 
     def mark(method):
-        method.sample_mode = {"picture": picture}
+        method.sample_mode = {"picture": picture, "name": name or method.__name__}
         return method
 
     return mark
@@ -113,8 +115,8 @@ def _declared(obj, marker: str) -> dict[str, dict]:
 
 def sample_modes(model) -> dict[str, SampleMode]:
     """The sample modes `model` declares, by name (for a class: its unbound methods)."""
-    return {name: SampleMode(name, decl["picture"], getattr(model, name))
-            for name, decl in _declared(model, "sample_mode").items()}
+    return {decl["name"]: SampleMode(decl["name"], decl["picture"], getattr(model, method))
+            for method, decl in _declared(model, "sample_mode").items()}
 
 
 def eval_metrics(model) -> list[EvalMetric]:
@@ -125,8 +127,10 @@ def eval_metrics(model) -> list[EvalMetric]:
 
 # -- the same declarations, read from the source (for --help, without importing torch) -------------
 def _decorated_modes(cls: ast.ClassDef) -> list[str]:
-    return [node.name for node in cls.body if isinstance(node, ast.FunctionDef)
-            and any(isinstance(d, ast.Call) and getattr(d.func, "id", None) == "sample_mode" for d in node.decorator_list)]
+    """The modes the class body declares: each `@sample_mode(...)` method's name, or its `name=`."""
+    return [next((k.value.value for k in d.keywords if k.arg == "name"), node.name)
+            for node in cls.body if isinstance(node, ast.FunctionDef) for d in node.decorator_list
+            if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "sample_mode"]
 
 
 def _bound_names(cls: ast.ClassDef) -> set[str]:
