@@ -262,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     check_group_options(args)
     if command == "report":
         args = report_dirs_override(args)
+    if command == "sample":
+        args = quoted_input(args)
 
     import hydra
 
@@ -281,6 +283,14 @@ def main(argv: list[str] | None = None) -> None:
         hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=command)(task)()
     finally:
         sys.argv = original
+
+
+def quoted_input(args: list[str]) -> list[str]:
+    """`input=split=test` (or a path with characters Hydra parses) -> a quoted Hydra value."""
+    def quote(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return [f"input={quote(a[6:])}" if a.startswith("input=") and a[6:7] not in ("", "'", '"') else a for a in args]
 
 
 def report_dirs_override(args: list[str]) -> list[str]:
