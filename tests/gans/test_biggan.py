@@ -1,6 +1,6 @@
 """BigGAN (Brock et al. 2019): conditional BatchNorm and the hierarchical z, the projection D, SAGAN's
 self-attention, orthogonal regularization by hand, spectral norm in both nets, and train -> sample
--> eval through the CLI on 8x8 digits."""
+-> eval through the CLI on digits padded to 16x16."""
 from __future__ import annotations
 
 import numpy as np
@@ -144,12 +144,13 @@ def test_orthogonal_regularization_reaches_gs_layers_not_its_shared_embedding():
 
 
 # -- through the CLI -----------------------------------------------------------------------------------------
-CLI_SMALL = ["experiment=biggan_digits", "data.batch_size=16", "trainer.max_steps=4", "model.latent_dim=8",
+CLI_SMALL = ["experiment=biggan_digits", "data.batch_size=16", "trainer.max_steps=2", "model.latent_dim=9",
              "model.generator.ch=2", "model.discriminator.ch=2", *FAST]
 
 
 def test_train_sample_and_eval_through_the_cli(tmp_path):
-    classifier = run_directory(run_cli("train", "model=classifier", "data=digits", "trainer.max_steps=2", *FAST,
+    classifier = run_directory(run_cli("train", "model=classifier", "data=digits", "data.size=16", "data.fit=pad",
+                                       "trainer.max_steps=2", *FAST,
                                        cwd=tmp_path), tmp_path) / "checkpoints/last.ckpt"
     run = run_directory(run_cli("train", *CLI_SMALL, cwd=tmp_path), tmp_path)
     metrics = read_metrics(run)
@@ -157,7 +158,7 @@ def test_train_sample_and_eval_through_the_cli(tmp_path):
     ckpt = run / "checkpoints/last.ckpt"
 
     out = run_directory(run_cli("sample", f"ckpt_path={ckpt}", "per_class=2", "truncation=0.5", cwd=tmp_path), tmp_path)
-    assert np.load(out / "samples/samples.npy").shape == (20, 1, 8, 8)
+    assert np.load(out / "samples/samples.npy").shape == (20, 1, 16, 16)  # digits padded to 16x16
     assert np.load(out / "samples/labels.npy").tolist() == [c for c in range(10) for _ in range(2)]
     for mode in ("interpolate", "arithmetic"):
         run_cli("sample", f"ckpt_path={ckpt}", f"mode={mode}", cwd=tmp_path)
@@ -166,6 +167,7 @@ def test_train_sample_and_eval_through_the_cli(tmp_path):
         "eval", f"ckpt_path={ckpt}", "eval.features=classifier", f"eval.features_ckpt={classifier}",
         "eval.num_samples=100", "eval.metrics=[fid,prdc]", f"eval.cache_dir={tmp_path / 'cache'}",
         "truncation=0.5", cwd=tmp_path), tmp_path))
+    assert scores["protocol"]["weights"] == "ema"  # the paper samples from G's moving average
     assert 0 <= scores["class_accuracy"] <= 1 and scores["fid"] > 0 and 0 <= scores["precision"] <= 1
     assert scores["protocol"]["truncation"] == 0.5
 
