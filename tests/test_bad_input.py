@@ -147,7 +147,8 @@ def data_cases():
 
 @pytest.mark.parametrize("option, key, value", data_cases(), ids=lambda v: str(v))
 def test_data_options(tmp_path, option, key, value):
-    extra = {"tensor_file": ["data.path=x.npy"], "image_folder": ["data.path=x"]}.get(option, [])
+    extra = {"tensor_file": ["data.path=x.npy"], "image_folder": ["data.path=x"], "paired_folder": ["data.path=x"],
+             "unpaired_folder": ["data.path=x"]}.get(option, [])
     line = expect_one_line(tmp_path, "train", f"data={option}", f"data.{key}={value}", *extra)
     assert f"data.{key}" in line
 

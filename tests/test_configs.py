@@ -8,7 +8,8 @@ from omegaconf.errors import ConfigAttributeError, ValidationError
 from gen_runner.cli import config_groups
 from helpers import compose_config
 
-NEEDS = {"data": {"tensor_file": ["data.path=x.npy"], "image_folder": ["data.path=imgs"]}}
+NEEDS = {"data": {"tensor_file": ["data.path=x.npy"], "image_folder": ["data.path=imgs"],
+                  "paired_folder": ["data.path=pairs"], "unpaired_folder": ["data.path=domains"]}}
 GROUPS = config_groups()
 TRAIN_OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options if g != "mode"]
 

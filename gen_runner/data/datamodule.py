@@ -25,8 +25,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from gen_runner.data import images, translation
-from gen_runner.data.datasets import FlippedTensors, ImageFiles, Transform, Unpaired
+from gen_runner.data import folders, images, translation
+from gen_runner.data.datasets import FlippedTensors, ImageFiles, PairedFiles, Transform, Unpaired
 from gen_runner.data.loader import ResumableLoader, TensorData
 from gen_runner.data.toy import Toy2D
 from gen_runner.errors import UserError
@@ -41,6 +41,8 @@ __all__ = [
     "StackedDataModule",
     "DigitTasksDataModule",
     "ThickDigitsDataModule",
+    "PairedFolderDataModule",
+    "UnpairedFolderDataModule",
 ]
 
 
@@ -56,10 +58,10 @@ def check_fraction(name: str, value) -> None:
         raise UserError(f"data.{name}={value!r}: pass a fraction in [0, 1)")
 
 
-def check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value, choices: tuple) -> None:
     """data.<name> must be one of `choices`; one line otherwise."""
     if value not in choices:
-        raise UserError(f"data.{name}={value!r}: choose {' or '.join(choices)}")
+        raise UserError(f"data.{name}={value!r}: choose {' or '.join(map(str, choices))}")
 
 
 def check_fit(size, fit: str, native: int) -> None:
@@ -209,7 +211,19 @@ class GenDataModule(L.LightningDataModule):
                 "num_classes": self.num_classes, "batch_size": self.batch_size}
         if self.labels_per_class is not None:  # semi-supervised data: the train split hides most labels
             info["labels_per_class"] = self.labels_per_class
+        if self.kind in ("paired", "unpaired"):  # image-to-image data: `shape` is the target's (domain B's)
+            info["input_shape"] = list(self.input_shape)
         return info
+
+    def _carve(self, found: dict[str, list]) -> dict[str, list]:
+        """Files found per split; train alone is cut into train/val/test by the fractions."""
+        if set(found) == {"train"}:
+            files = found["train"]
+            return {k: [files[i] for i in idx] for k, idx in self._split_indices(len(files)).items()}
+        if len(found["train"]) < self.batch_size:
+            raise UserError(f"{type(self).__name__}: {len(found['train'])} training examples make less than one "
+                            f"batch of {self.batch_size}; lower data.batch_size")
+        return found
 
 
 class ToyDataModule(GenDataModule):
@@ -330,22 +344,61 @@ class TensorFileDataModule(GenDataModule):
 
 
 class ImageFolderDataModule(GenDataModule):
-    """Images below `path` (class subfolders become labels), resized and centre-cropped to `size`."""
+    """Images below `path` (class subfolders become labels), the shorter side resized to `size` and
+    centre-cropped; `flip`: a random horizontal flip of training images (ProGAN/StyleGAN's mirror
+    augmentation), seeded per (seed, epoch, example). Held in memory while the decoded pixels fit in
+    `in_memory_limit` MiB; beyond it, or with `stream=true`, streamed: each image decoded when its
+    batch is drawn, by the loader's workers. Both give the same batches."""
 
     num_levels = 256
 
-    def __init__(self, path: str, size: int = 32, channels: int = 3, **kwargs):
+    def __init__(self, path: str, size: int = 32, channels: int = 3, flip: bool = False, stream: bool = False,
+                 in_memory_limit: int = 4096, **kwargs):
         super().__init__(**kwargs)
         check_count("size", size)
-        if channels not in (1, 3):
-            raise UserError(f"data.channels={channels!r}: pass 1 (grey) or 3 (RGB)")
-        self.path, self.size, self.channels = Path(path), size, channels
+        check_choice("channels", channels, (1, 3))
+        check_count("in_memory_limit", in_memory_limit, 0)
+        self.path, self.size, self.channels, self.flip = Path(path), size, channels, flip
+        self.stream, self.in_memory_limit = stream, in_memory_limit
+        self.transform = Transform(size, size, channels, flip=flip)
+        self.streamed: bool | None = None  # decided at setup
+
+    def _files(self):
+        try:
+            return images.list_image_folder(self.path)
+        except FileNotFoundError as e:
+            raise UserError(f"data.path={self.path}: {e}") from e
 
     def _load(self):
+        files, labels = self._files()
         try:
-            return images.load_image_folder(self.path, self.size, self.channels)
-        except (FileNotFoundError, ValueError) as e:
+            return torch.stack([images.read_image(f, self.size, self.channels) for f in files]), labels
+        except ValueError as e:
             raise UserError(f"data.path={self.path}: {e}") from e
+
+    def _datasets(self) -> dict:
+        files, labels = self._files()
+        self.streamed = self.stream or len(files) * self.channels * self.size**2 > self.in_memory_limit * 2**20
+        if not self.streamed:
+            splits = super()._datasets()
+            if self.flip:
+                splits["train"] = FlippedTensors(splits["train"].tensors, self.transform, self.seed)
+            return splits
+        if self.labels_per_class is not None:
+            raise UserError(f"data.labels_per_class needs the images in memory, but {len(files)} images of {self.size}"
+                            f"x{self.size} exceed data.in_memory_limit={self.in_memory_limit} MiB: raise it "
+                            "(and drop data.stream)")
+        return {k: ImageFiles([files[i] for i in idx], None if labels is None else labels[idx], self.transform,
+                              self.seed, augment=k == "train")
+                for k, idx in self._split_indices(len(files)).items()}
+
+    @property
+    def num_classes(self) -> int | None:
+        self.setup()
+        if not self.streamed:
+            return super().num_classes
+        labels = [d.labels for d in self.splits.values() if d.labels is not None and len(d)]
+        return int(max(y.max() for y in labels)) + 1 if labels else None
 
 
 class _DigitSource(GenDataModule):
@@ -385,9 +438,6 @@ class _DigitSource(GenDataModule):
         """Shape of one input (domain A) image."""
         self.setup()
         return tuple(self.splits["train"].tensors[0].shape[1:])
-
-    def describe(self) -> dict:
-        return {**super().describe(), "input_shape": list(self.input_shape)}
 
 
 class DigitTasksDataModule(_DigitSource):
@@ -450,3 +500,84 @@ class ThickDigitsDataModule(_DigitSource):
         self.setup()
         return tuple(self.splits["train"].a[0].shape[1:])  # domain A's tensors
 
+
+
+def crop_transform(load_size: int, crop_size: int, flip: bool, channels: int) -> Transform:
+    """pix2pix/CycleGAN's augmentation from data.load_size, data.crop_size, data.flip, data.channels."""
+    check_count("load_size", load_size)
+    check_count("crop_size", crop_size)
+    if crop_size > load_size:
+        raise UserError(f"data.crop_size={crop_size} is larger than data.load_size={load_size}: crops are cut from "
+                        "the resized image; pass a crop_size <= load_size")
+    check_choice("channels", channels, (1, 3))
+    return Transform(load_size, crop_size, channels, resize="square", random_crop=True, flip=flip)
+
+
+class _Folders(GenDataModule):
+    """Image-to-image data streamed from image files (data/folders.py's layouts), 256 grey levels:
+    resized to `load_size` x `load_size`, a random `crop_size` crop and a random horizontal flip
+    (`flip`) for training, the centre crop unflipped for val and test; each split's draws seeded
+    per (seed, epoch, example). Labels are -1 (unknown)."""
+
+    num_levels = 256
+    find = None  # the layout: folders.find_pairs or folders.find_domains
+
+    def __init__(self, path: str, load_size: int = 286, crop_size: int = 256, flip: bool = True, channels: int = 3,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.path, self.transform = Path(path), crop_transform(load_size, crop_size, flip, channels)
+
+    def _found(self) -> dict:
+        try:
+            return type(self).find(self.path)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(f"data.path={self.path}: {e}") from e
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.transform.channels, self.transform.crop, self.transform.crop
+
+
+class PairedFolderDataModule(_Folders):
+    """pix2pix's paired data, batches `(input, target, labels=-1)`: side-by-side A|B files or A/ and
+    B/ folders (data/folders.py); `direction=AtoB` translates A into B, `BtoA` the reverse. One crop
+    and one flip for both halves of a pair."""
+
+    find = staticmethod(folders.find_pairs)
+
+    def __init__(self, path: str, direction: str = "AtoB", **kwargs):
+        super().__init__(path, **kwargs)
+        check_choice("direction", direction, ("AtoB", "BtoA"))
+        self.direction = direction
+
+    @property
+    def kind(self) -> str:
+        return "paired"
+
+    def _datasets(self) -> dict:
+        found = self._carve(self._found())
+        return {k: PairedFiles(v, self.transform, self.seed, augment=k == "train", swap=self.direction == "BtoA")
+                for k, v in found.items()}
+
+
+class UnpairedFolderDataModule(_Folders):
+    """CycleGAN's unpaired data, batches `(a, b, label_a=-1, label_b=-1)`: trainA/, trainB/, testA/,
+    testB/ (data/folders.py); B drawn independently of A (datasets.Unpaired), each with its own crop
+    and flip."""
+
+    find = staticmethod(folders.find_domains)
+
+    @property
+    def kind(self) -> str:
+        return "unpaired"
+
+    def _datasets(self) -> dict:
+        found = self._found()
+        if set(found) == {"train"}:
+            a, b = found["train"]
+            a, b = self._carve({"train": a}), self._carve({"train": b})
+            found = {k: (a[k], b[k]) for k in a}
+        else:
+            self._carve({k: v[0] for k, v in found.items()})  # the batch-size check
+        domain = lambda files: ImageFiles(files, None, self.transform, self.seed, augment=False)
+        return {k: Unpaired(domain(a), domain(b), self.seed, augment=k == "train") for k, (a, b) in found.items()}

@@ -4,8 +4,8 @@ flips, paired files (one crop and flip for both halves), and unpaired domains.
 All of them are `tagged` (data/loader.py): they receive `(epoch, index)` pairs and draw every
 random choice of an example from `example_rng(seed, epoch, index)`, so the augmentation of each
 example in each epoch is fixed by the seed, in any worker and across a resume. Batches are fetched
-whole (`__getitems__`). `augment=False` (val and test splits, and `images()`) gives the plain view:
-a centre crop and no flip. `images(n)` is what evaluation compares against: the first n images,
+whole (`__getitems__`). `augment=False` (val and test splits), ordered passes (epoch None:
+evaluation) and `images()` give the plain view: a centre crop and no flip. `images(n)` is what evaluation compares against: the first n images,
 plain (a paired set's targets, an unpaired set's domain B).
 
 Augmentation as in pix2pix/CycleGAN's code (Isola et al. 2017, "Image-to-Image Translation with
@@ -70,8 +70,9 @@ class _Tagged(Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def rng(self, epoch: int, i: int, *stream: int) -> np.random.Generator | None:
-        return example_rng(self.seed, epoch, i, *stream) if self.augment else None
+    def rng(self, epoch: int | None, i: int, *stream: int) -> np.random.Generator | None:
+        """Example i's draws in `epoch`; None (the plain view) without augmentation or epoch."""
+        return example_rng(self.seed, epoch, i, *stream) if self.augment and epoch is not None else None
 
     def item(self, i: int, rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
@@ -156,8 +157,8 @@ class Unpaired(_Tagged):
         super().__init__(max(self.na, self.nb), seed, augment)
         self._order = (None, None)  # (epoch, B's order in it), kept between batches
 
-    def _b_order(self, epoch: int) -> torch.Tensor:
-        if not self.augment:
+    def _b_order(self, epoch: int | None) -> torch.Tensor:
+        if not self.augment or epoch is None:
             return torch.arange(self.nb)
         if self._order[0] != epoch:
             rng = example_rng(self.seed, epoch, 1 << 40)  # an index no example has

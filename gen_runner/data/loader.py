@@ -60,8 +60,8 @@ def _batched(batch):
 
 class EpochSampler(Sampler[int]):
     """Seeded per-epoch order (a permutation, or the identity), sharded across `num_replicas`,
-    starting at position `start`; `(epoch, index)` pairs when `tagged`. (No `set_epoch`: the loader,
-    not Lightning, decides the epoch.)"""
+    starting at position `start`; `(epoch, index)` pairs when `tagged` (epoch None in an ordered
+    pass). (No `set_epoch`: the loader, not Lightning, decides the epoch.)"""
 
     def __init__(self, n: int, seed: int, shuffle: bool = True, num_replicas: int = 1, rank: int = 0,
                  tagged: bool = False):
@@ -81,7 +81,8 @@ class EpochSampler(Sampler[int]):
         # Every rank gets an equal share; the few left over are dropped this epoch.
         order = order[: len(self) * self.num_replicas][self.rank :: self.num_replicas]
         order = order[self.start :].tolist()
-        return iter([(self.epoch, i) for i in order] if self.tagged else order)
+        epoch = self.epoch if self.shuffle else None  # an ordered pass (evaluation) is not augmented
+        return iter([(epoch, i) for i in order] if self.tagged else order)
 
 
 class ResumableLoader(DataLoader):
