@@ -22,6 +22,7 @@ GENERATOR_MODES = ["samples", "interpolate", "arithmetic"]
 @pytest.mark.parametrize("option, modes, metrics", [
     ("dcgan", GENERATOR_MODES, ["fidelity", "modes"]),
     ("progan", GENERATOR_MODES, ["fidelity", "modes"]),
+    ("stylegan", [*GENERATOR_MODES, "mixing", "truncation", "noise"], ["fidelity", "modes"]),
     ("cgan", GENERATOR_MODES, ["fidelity", "modes", "class_accuracy"]),
     ("biggan", GENERATOR_MODES, ["fidelity", "modes", "class_accuracy"]),
     ("infogan", [*GENERATOR_MODES, "traverse"], ["fidelity", "modes", "code_accuracy"]),
@@ -29,6 +30,7 @@ GENERATOR_MODES = ["samples", "interpolate", "arithmetic"]
     ("veegan", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "modes", "inference"]),
     ("ssgan", GENERATOR_MODES, ["fidelity", "modes", "classification"]),
     ("realnvp", GENERATOR_MODES, ["fidelity", "likelihood"]),
+    ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
     ("classifier", [], ["classification"]),
 ])
 def test_each_model_declares_its_modes_and_metrics(option, modes, metrics):

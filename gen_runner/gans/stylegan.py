@@ -55,7 +55,7 @@ from gen_runner.gans.module import GANBatch, Losses
 from gen_runner.gans.progan import ProGAN
 from gen_runner.gans.regularizers import R1
 from gen_runner.nets.progan import upsample
-from gen_runner.nets.stylegan import mix_styles, num_style_layers, style_groups, truncate_styles
+from gen_runner.nets.stylegan import log2_side, mix_styles, num_style_layers, style_groups, truncate_styles
 
 __all__ = ["StyleGAN"]
 
@@ -100,8 +100,8 @@ class StyleGAN(ProGAN):
                 raise UserError(f"model.{key}={value}: pass a weight >= 0")
         if not mapping_lr_multiplier > 0:
             raise UserError(f"model.mapping_lr_multiplier={mapping_lr_multiplier}: pass a value > 0")
-        shape = tuple(data["shape"])
-        growth = dict(growing or {}) if schedule == "progressive" else {"start_resolution": shape[-1]}
+        side = 2 ** log2_side(data["shape"])
+        growth = dict(growing or {}) if schedule == "progressive" else {"start_resolution": side}
         super().__init__(functools.partial(generator, version=version), functools.partial(discriminator, version=version),
                          *args, data=data, schedule=growth, drift=0.0, latent="normal", **kwargs)
         layers = self.generator.num_layers

@@ -49,12 +49,12 @@ from gen_runner.nets.minibatch import MinibatchStdDev
 from gen_runner.nets.progan import ProGANDiscriminator
 
 __all__ = ["StyleGenerator", "discriminator", "MappingNetwork", "Synthesis", "ModulatedConv2d", "ResidualDiscriminator",
-           "style_groups", "mix_styles", "truncate_styles", "num_style_layers", "upsample", "downsample"]
+           "style_groups", "log2_side", "mix_styles", "truncate_styles", "num_style_layers", "upsample", "downsample"]
 
 STYLE_GROUPS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}  # the paper's fig. 3, in pixels
 
 
-def _log2_side(data_shape: Sequence[int]) -> int:
+def log2_side(data_shape: Sequence[int]) -> int:
     """k with data of shape (C, 2^k, 2^k), k >= 2; one line otherwise."""
     if len(data_shape) != 3 or data_shape[1] != data_shape[2] or data_shape[1] < 4 \
             or data_shape[1] & (data_shape[1] - 1):
@@ -233,7 +233,7 @@ class Synthesis(nn.Module):
 
     def __init__(self, w_dim: int, data_shape: Sequence[int], version: int, channel_base: int, channel_max: int):
         super().__init__()
-        k = _log2_side(data_shape)
+        k = log2_side(data_shape)
         self.version, self.resolution = version, 2**k
         self.resolutions = [2**i for i in range(2, k + 1)]
         self.num_layers = num_style_layers(self.resolution)
@@ -328,7 +328,7 @@ class ResidualDiscriminator(nn.Module):
 
     def __init__(self, data_shape: Sequence[int], channel_base: int = 32768, channel_max: int = 512):
         super().__init__()
-        k = _log2_side(data_shape)
+        k = log2_side(data_shape)
 
         def channels(r: int) -> int:
             return max(1, min(channel_base // r, channel_max))
