@@ -33,8 +33,9 @@ def mean_se(values: list[float]) -> str:
 
 
 def monotone(means: list[float], rising: bool) -> bool:
-    pairs = list(zip(means, means[1:]))
-    return all(b >= a if rising else b <= a for a, b in pairs)
+    """Each step no lower (rising) or no higher than the one before, and the last past the first."""
+    sign = 1 if rising else -1
+    return all(sign * (b - a) >= 0 for a, b in zip(means, means[1:])) and sign * (means[-1] - means[0]) > 0
 
 
 def main() -> None:
