@@ -15,15 +15,16 @@ LAYERS = [
     ["gen_runner.nets"],
     ["gen_runner.flows.transforms"],
     ["gen_runner.data", "gen_runner.metrics", "gen_runner.gans.objectives", "gen_runner.gans.regularizers",
-     "gen_runner.flows", "gen_runner.walks", "gen_runner.visualize", "gen_runner.instantiate",
+     "gen_runner.flows", "gen_runner.vae.posteriors", "gen_runner.walks", "gen_runner.visualize", "gen_runner.instantiate",
      "gen_runner.checkpoints", "gen_runner.report"],
-    ["gen_runner.base", "gen_runner.gans", "gen_runner.flows.module", "gen_runner.classifier"],
+    ["gen_runner.base", "gen_runner.gans", "gen_runner.flows.module", "gen_runner.classifier", "gen_runner.vae"],
     ["gen_runner.callbacks"],
     ["gen_runner.tasks"],
     ["gen_runner.cli", "gen_runner.schema", "gen_runner.__main__"],
 ]
 # Lightning: the LightningModules, the datamodule, callbacks and tasks only.
 LIGHTNING_ALLOWED = ["gen_runner.base", "gen_runner.gans", "gen_runner.flows.module", "gen_runner.classifier",
+                     "gen_runner.vae.module",
                      "gen_runner.data.datamodule", "gen_runner.callbacks", "gen_runner.tasks"]
 
 

@@ -1,0 +1,1 @@
+"""Variational autoencoders (gen_runner/vae/module.py) and their flow posteriors (posteriors.py)."""
