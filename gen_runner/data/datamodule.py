@@ -25,9 +25,8 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from gen_runner.data import folders, images, translation
+from gen_runner.data import cifar, folders, images, translation
 from gen_runner.data.datasets import FlippedTensors, ImageFiles, PairedFiles, Transform, Unpaired
-from gen_runner.data.binarized import BinarizedData, load_static_mnist
 from gen_runner.data.loader import ResumableLoader, TensorData
 from gen_runner.data.toy import Toy2D
 from gen_runner.errors import UserError
@@ -40,11 +39,11 @@ __all__ = [
     "TensorFileDataModule",
     "ImageFolderDataModule",
     "StackedDataModule",
-    "BinarizedDataModule",
     "DigitTasksDataModule",
     "ThickDigitsDataModule",
     "PairedFolderDataModule",
     "UnpairedFolderDataModule",
+    "CIFAR10DataModule",
 ]
 
 
@@ -585,47 +584,28 @@ class UnpairedFolderDataModule(_Folders):
         return {k: Unpaired(domain(a), domain(b), self.seed, augment=k == "train") for k, (a, b) in found.items()}
 
 
-class BinarizedDataModule(GenDataModule):
-    """Binary images (num_levels 2) for Bernoulli models (gen_runner/data/binarized.py).
-    `binarization="dynamic"`: the grey images of `source` (digits, or MNIST's IDX files in `root`,
-    file set `split`) split by the fractions, the train split binarised afresh every epoch, val and
-    test once (seeded); "static": Larochelle & Murray's binarized_mnist_{train,valid,test}.amat in
-    `root` (`download` fetches them, checksums checked), their own 50k/10k/10k splits (no labels)."""
+class CIFAR10DataModule(GenDataModule):
+    """CIFAR-10 (Krizhevsky 2009) from the official python-pickle archive in `root` (data/cifar.py):
+    32x32 RGB, 10 classes; `download=true` fetches it (md5 checked). `split` picks the file set
+    (train: 50k, test: 10k); val and test are seeded fractions of it."""
 
-    num_levels = 2
+    num_levels = 256
 
-    def __init__(self, source: str = "digits", binarization: str = "dynamic", root: str | None = None,
-                 split: str = "train", download: bool = False, **kwargs):
+    def __init__(self, root: str, split: str = "train", download: bool = False, **kwargs):
         super().__init__(**kwargs)
-        if source not in ("digits", "mnist") or binarization not in ("dynamic", "static"):
-            raise UserError(f"data.source={source!r}, data.binarization={binarization!r}: choose source digits or "
-                            "mnist, binarization dynamic or static")
-        if binarization == "static" and source != "mnist":
-            raise UserError("data.binarization=static is the binarised MNIST of Larochelle & Murray: pass "
-                            "data.source=mnist")
-        self.binarization, self.root, self.download = binarization, Path(root or "."), download
-        self.source = (DigitsDataModule(**kwargs) if source == "digits" else
-                       MNISTDataModule(str(self.root), split, "mnist", download and binarization == "dynamic", **kwargs))
+        check_choice("split", split, ("train", "test"))
+        self.root, self.split, self.download = Path(root), split, download
 
     def prepare_data(self) -> None:
-        if self.binarization == "static":
-            self._static()
-        else:
-            self.source.prepare_data()
+        if self.download and not (self.root / cifar.FOLDER).is_dir():
+            try:
+                cifar.fetch(self.root)
+            except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
+                raise UserError(f"data.download=true: could not fetch {cifar.URL} ({e}); put {cifar.ARCHIVE} in "
+                                f"{self.root} by hand") from e
 
-    def _static(self) -> dict[str, torch.Tensor]:
+    def _load(self):
         try:
-            return load_static_mnist(self.root, self.download)
+            return cifar.load_cifar10(self.root, self.split)
         except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e)) from e
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits is not None:
-            return
-        if self.binarization == "static":
-            self.splits = {k: TensorData(x) for k, x in self._static().items()}
-            return
-        parts = self.source._split()
-        self.splits = {k: BinarizedData(x, y, self.source.num_levels, (self.seed, stream), dynamic=k == "train")
-                       for stream, (k, (x, y)) in enumerate(parts.items())}
-
+            raise UserError(f"data.root={self.root}: {e}") from e
