@@ -27,6 +27,7 @@ import torch
 
 from gen_runner.data import cifar, folders, images, translation
 from gen_runner.data.datasets import FlippedTensors, ImageFiles, PairedFiles, Transform, Unpaired
+from gen_runner.data.binarized import BinarizedData, load_static_mnist
 from gen_runner.data.loader import ResumableLoader, TensorData
 from gen_runner.data.toy import Toy2D
 from gen_runner.errors import UserError
@@ -39,6 +40,7 @@ __all__ = [
     "TensorFileDataModule",
     "ImageFolderDataModule",
     "StackedDataModule",
+    "BinarizedDataModule",
     "DigitTasksDataModule",
     "ThickDigitsDataModule",
     "PairedFolderDataModule",
@@ -500,6 +502,51 @@ class ThickDigitsDataModule(_DigitSource):
     def input_shape(self) -> tuple[int, ...]:
         self.setup()
         return tuple(self.splits["train"].a[0].shape[1:])  # domain A's tensors
+
+
+class BinarizedDataModule(GenDataModule):
+    """Binary images (num_levels 2) for Bernoulli models (gen_runner/data/binarized.py).
+    `binarization="dynamic"`: the grey images of `source` (digits, or MNIST's IDX files in `root`,
+    file set `split`) split by the fractions, the train split binarised afresh every epoch, val and
+    test once (seeded); "static": Larochelle & Murray's binarized_mnist_{train,valid,test}.amat in
+    `root` (`download` fetches them, checksums checked), their own 50k/10k/10k splits (no labels)."""
+
+    num_levels = 2
+
+    def __init__(self, source: str = "digits", binarization: str = "dynamic", root: str | None = None,
+                 split: str = "train", download: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        if source not in ("digits", "mnist") or binarization not in ("dynamic", "static"):
+            raise UserError(f"data.source={source!r}, data.binarization={binarization!r}: choose source digits or "
+                            "mnist, binarization dynamic or static")
+        if binarization == "static" and source != "mnist":
+            raise UserError("data.binarization=static is the binarised MNIST of Larochelle & Murray: pass "
+                            "data.source=mnist")
+        self.binarization, self.root, self.download = binarization, Path(root or "."), download
+        self.source = (DigitsDataModule(**kwargs) if source == "digits" else
+                       MNISTDataModule(str(self.root), split, "mnist", download and binarization == "dynamic", **kwargs))
+
+    def prepare_data(self) -> None:
+        if self.binarization == "static":
+            self._static()
+        else:
+            self.source.prepare_data()
+
+    def _static(self) -> dict[str, torch.Tensor]:
+        try:
+            return load_static_mnist(self.root, self.download)
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e)) from e
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        if self.binarization == "static":
+            self.splits = {k: TensorData(x) for k, x in self._static().items()}
+            return
+        parts = self.source._split()
+        self.splits = {k: BinarizedData(x, y, self.source.num_levels, (self.seed, stream), dynamic=k == "train")
+                       for stream, (k, (x, y)) in enumerate(parts.items())}
 
 
 
