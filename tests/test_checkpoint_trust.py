@@ -88,5 +88,5 @@ def test_every_shipped_model_and_data_config_is_trusted(tmp_path):
     for option in config_groups()["model"]:
         check_trusted(container(compose_config("train", [f"model={option}"], tmp_path))["model"], f"model={option}")
     for option in config_groups()["data"]:
-        path = ["data.path=x"] if option in ("tensor_file", "image_folder") else []
+        path = ["data.path=x"] if option in ("tensor_file", "image_folder", "paired_folder", "unpaired_folder") else []
         check_trusted(container(compose_config("train", [f"data={option}", *path], tmp_path))["data"], option)

@@ -65,3 +65,16 @@ def test_streamed_resume_is_exact_with_workers(folder):
     again = make(folder, stream=True, num_workers=2).train_dataloader()
     again.load_state_dict(first.state_dict())
     assert same(straight[4:], run_batches(again, 5))
+
+
+def test_cli_trains_and_resumes_on_a_streamed_folder(folder, tmp_path):
+    from helpers import FAST, run_cli
+
+    args = ["train", "model=dcgan", "model.generator.conv.base_channels=8", "model.discriminator.conv.base_channels=8",
+            "data=image_folder", f"data.path={folder}", "data.size=8", "data.stream=true", "data.flip=true",
+            "data.num_workers=2", "data.batch_size=6", *FAST]
+    run_cli(*args, "trainer.max_steps=3", cwd=tmp_path)
+    last = next(tmp_path.glob("outputs/train/*/*/checkpoints/last.ckpt"))
+    assert torch.load(last, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"][0] == {
+        "epoch": 0, "batches": 3}
+    run_cli(*args, "trainer.max_steps=7", f"ckpt_path={last}", cwd=tmp_path)  # resumes into the second epoch
