@@ -60,9 +60,14 @@ class GrowingSchedule:
             raise UserError(f"model.schedule.start_resolution={start_resolution}: pass a power of two >= 4")
         levels = _doublings(start_resolution, final_resolution)
         if levels is None:
+            fits = start_resolution
+            while fits < final_resolution:
+                fits *= 2
             raise UserError(f"images of side {final_resolution}: growing doubles the side from {start_resolution}, "
-                            f"so it must be {start_resolution} * 2^k (e.g. {start_resolution * 4}); set data.size "
-                            "to one, or model.schedule.start_resolution")
+                            f"so it must be {start_resolution} * 2^k: set data.size={fits} (or another "
+                            "model.schedule.start_resolution)")
+        self.start_resolution, self.final_resolution, self.levels = start_resolution, final_resolution, levels
+        self.fade_images, self.stable_images, self.batch_size = fade_images, stable_images, batch_size
         self.batch_sizes = {int(r): b for r, b in (batch_sizes or {}).items()}
         for r, b in self.batch_sizes.items():
             if _doublings(start_resolution, r) is None or r > final_resolution:
@@ -70,9 +75,6 @@ class GrowingSchedule:
                                 f"{self.resolutions}; drop it")
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise UserError(f"model.schedule.batch_sizes.{r}={b!r}: pass a whole number >= 1")
-        self.start_resolution, self.final_resolution = start_resolution, final_resolution
-        self.fade_images, self.stable_images, self.batch_size = fade_images, stable_images, batch_size
-        self.levels = levels
 
     @property
     def resolutions(self) -> list[int]:

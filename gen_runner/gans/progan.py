@@ -56,6 +56,8 @@ class ProGAN(GANModule):
         if len(shape) != 3 or shape[1] != shape[2]:
             raise UserError(f"model=progan grows square images; the data has shape {shape}: use image data "
                             "(digits, mnist with data.size=32, image_folder)")
+        if not drift >= 0:
+            raise UserError(f"model.drift={drift}: pass a weight >= 0 (the paper's 0.001)")
         batch_size = data.get("batch_size")
         growing = GrowingSchedule(shape[1], **{"batch_size": batch_size or 16, **(schedule or {})})
         largest = max(growing.batch_size_at(r) for r in growing.resolutions)

@@ -60,6 +60,7 @@ def test_all_blocks_exist_from_the_start_with_the_papers_channel_counts():
     g = ProGANGenerator(512, (3, 1024, 1024))
     assert [g.channels(r) for r in g.resolutions] == [512, 512, 512, 512, 256, 128, 64, 32, 16]  # Table 2
     assert len(g.blocks) == len(g.to_rgb) == 9
+    assert round(sum(p.numel() for p in g.parameters()) / 1e5) == 231  # the paper's 23.1M (Table 2)
     d = ProGANDiscriminator((1, 32, 32), max_channels=8)
     assert len(d.blocks) == len(d.from_rgb) == 4 and {p.shape[0] for p in d.from_rgb.parameters()} == {8}
     with pytest.raises(ValueError, match="4 \\* 2\\^k"):
