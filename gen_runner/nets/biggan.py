@@ -14,7 +14,7 @@ Discriminator"): D(x, y) = w.h + b + <V_y, h>. Self-attention (gen_runner/nets/a
 follows the first block whose output has side `attention` (in either net; null: none).
 Spectral norm (torch's parametrization, one power iteration per training forward) on every
 convolution and linear layer of both nets and on D's class embedding V; not on G's embeddings
-(the authors' code: spectral-normed, they "randomly cripple G").
+(the authors' code leaves them plain: spectral-normed, they "seem to randomly cripple G").
 
 Widths (`ch` times a multiplier per block) are the paper's: images of side <= 32 (the paper's
 CIFAR-10 architecture: G 4ch in every block from 4x4; D two down-blocks then two plain ones, all
