@@ -70,7 +70,7 @@ def binarize(x: torch.Tensor, levels: int, key: tuple[int, ...], epoch: torch.Te
              index: torch.Tensor) -> torch.Tensor:
     """uint8 {0, 1} images: a pixel of grey value v in example index[n] at epoch[n] is 1 with
     probability v / (levels - 1)."""
-    u = hash_uniform(key, epoch, index, x[0].numel()).view(x.shape)
+    u = hash_uniform(key, epoch, index, x.shape[1:].numel()).view(x.shape)
     return (u < x.float() / (levels - 1)).to(torch.uint8)
 
 

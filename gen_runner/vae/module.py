@@ -72,6 +72,7 @@ class VAEModule(GenerativeModule):
             raise ValueError(f"model.latent_dim={latent_dim}, model.warmup_steps={warmup_steps}: pass a latent_dim "
                              ">= 1 and warmup_steps >= 0")
         self.latent_dim, self.warmup_steps, self.posterior_kind = latent_dim, warmup_steps, posterior
+        self.flow_length = None if posterior == "diagonal" else flow_length
         self.encoder = encoder(data_shape=self.data_shape)
         features = self.encoder.out_features
         self.posterior = Posterior(features, latent_dim, make_flow(posterior, features, latent_dim, flow_length,
@@ -176,6 +177,6 @@ class VAEModule(GenerativeModule):
             found.append({"neg_elbo": -elbo.mean().item(), "nll_iw": -iw.mean().item(), "num_examples": len(iw)})
         metrics, n = pooled(found)
         return metrics, {"split": ctx.options.split, "num_examples": n, "iw_samples": samples,
-                         "posterior": self.posterior_kind, "unit": "nats per example",
+                         "posterior": self.posterior_kind, "flow_length": self.flow_length, "unit": "nats per example",
                          "bound": "nll_iw = -log mean_s p(x, z_s) / q(z_s|x), neg_elbo = -mean_s log p(x, z_s) / "
                                   "q(z_s|x), the same iw_samples draws z_s ~ q(z|x) per example"}

@@ -86,6 +86,9 @@ def test_the_datamodule_binarises_digits_dynamically_for_training_and_once_for_v
     again = BinarizedDataModule(source="digits", batch_size=50, seed=0)
     again.setup()
     assert torch.equal(again.splits["test"].tensors[0], test.tensors[0])
+    no_val = BinarizedDataModule(source="digits", batch_size=50, val_fraction=0)
+    no_val.setup()
+    assert len(no_val.splits["val"]) == 0 and len(no_val.splits["test"]) == 180
     with pytest.raises(UserError, match="data.binarization=static is the binarised MNIST"):
         BinarizedDataModule(source="digits", binarization="static")
     with pytest.raises(UserError, match="choose source digits or mnist"):
