@@ -30,9 +30,10 @@ ProGAN's (gen_runner/nets/progan.py).
 Deviations from the official code: up- and downsampling are nearest/average pooling with the
 [1, 2, 1] binomial blur (StyleGAN's "bilinear" filtering) as separate ops, also in version 2
 (whose code fuses a [1, 3, 3, 1] filter into strided convolutions); version 2's noise strength is
-per channel like version 1's (the code: one scalar per layer); layers apply leaky ReLU after the
-equalized scale (version 1's form) in both versions; the minibatch standard deviation is taken over
-the whole batch (gen_runner/nets/minibatch.py; the code: groups of 4).
+per channel like version 1's (the code: one scalar per layer); version 2's discriminator applies the
+He gain to its weights before the leaky ReLU (version 1's form; the code: after it); its minibatch
+standard deviation is taken over the whole batch (gen_runner/nets/minibatch.py; the code: groups of
+4); version 1's discriminator is ProGAN's, without StyleGAN's blur before each downsampling.
 """
 from __future__ import annotations
 
@@ -182,7 +183,7 @@ class AdaIN(nn.Module):
 
 class StyleLayer(nn.Module):
     """One style layer: (upsample ->) conv (none on version 1's constant) -> noise -> bias -> leaky
-    ReLU (-> AdaIN on version 1; version 2 modulates the conv itself)."""
+    ReLU (-> AdaIN on version 1; version 2 modulates the conv itself and scales by sqrt(2))."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, version: int,
                  conv: bool = True, up: bool = False):
@@ -204,7 +205,8 @@ class StyleLayer(nn.Module):
         elif self.conv is not None:
             x = self.conv(x)
         x = F.leaky_relu(self.noise(x, noise) + self.bias[None, :, None, None], 0.2)
-        return self.adain(x, w) if self.version == 1 else x
+        # version 2: the code's activation gain sqrt(2), which keeps the demodulated signal's scale
+        return self.adain(x, w) if self.version == 1 else x * math.sqrt(2)
 
 
 class ToRGB(nn.Module):
