@@ -51,7 +51,8 @@ def main() -> None:
     out = args.out.resolve()
     classifier = out / "classifier"
     if not (classifier / "checkpoints/last.ckpt").is_file():
-        gen_runner("train", "experiment=classifier_digits", *DIGITS16, "callbacks=minimal", f"hydra.run.dir={classifier}")
+        gen_runner("train", "experiment=classifier_digits", *DIGITS16, "callbacks=minimal",
+                   f"hydra.run.dir={classifier}")
     fid: dict[tuple[str, str], list[float]] = {}
     for seed in seeds:
         for arm, overrides in ARMS.items():
