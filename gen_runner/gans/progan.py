@@ -30,7 +30,9 @@ fade-in and of each stabilising phase); so does this module, after the step that
 Deviations: a step's fakes serve both D's and G's loss (the code draws new latents for G);
 learning rates stay 1e-3 at every resolution (as the paper; the code's later presets raise it at
 1024); the minibatch-stddev statistic is over the whole minibatch (as the paper's sec. 3; the
-code's groups of 4 to 16); the generator EMA is the shared one (`model.ema_decay`/`callbacks.ema`).
+code's groups of 4 to 16); the schedule is read every step (the code: every 4 minibatches). The
+generator EMA (beta 0.999) is every GAN's (gans/ema.py, `model.ema_decay`), with the project's
+warm-up (`model.ema_warmup=false`: the code's fixed beta from the start).
 """
 from __future__ import annotations
 
