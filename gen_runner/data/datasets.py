@@ -114,7 +114,7 @@ class FlippedTensors(_Tagged):
         w, h = self.tensors[0].shape[-1], self.tensors[0].shape[-2]
         flip = torch.tensor([self.transform.draws(self.rng(e, i), w, h)[1] for e, i in pairs])
         x = self.tensors[0][idx]
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        x[flip] = x[flip].flip(-1)
         return (x, *(t[idx] for t in self.tensors[1:]))
 
     def images(self, n: int) -> torch.Tensor:
