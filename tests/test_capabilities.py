@@ -17,6 +17,8 @@ def model_class(option: str):
 
 
 GENERATOR_MODES = ["samples", "interpolate", "arithmetic"]
+# image-to-image models (gans/translation.py): no noise modes, their own metrics
+TRANSLATION_METRICS = ["fidelity", "paired", "class_preservation"]
 
 
 @pytest.mark.parametrize("option, modes, metrics", [
@@ -31,7 +33,8 @@ GENERATOR_MODES = ["samples", "interpolate", "arithmetic"]
     ("ssgan", GENERATOR_MODES, ["fidelity", "modes", "classification"]),
     ("realnvp", GENERATOR_MODES, ["fidelity", "likelihood"]),
     ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
-    ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
+    ("pix2pix", ["translate"], TRANSLATION_METRICS),
+    ("context_encoder", ["translate"], TRANSLATION_METRICS),
     ("classifier", [], ["classification"]),
 ])
 def test_each_model_declares_its_modes_and_metrics(option, modes, metrics):
