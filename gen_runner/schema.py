@@ -47,6 +47,7 @@ class EvalOptions:
     batch_size: int = 500
     features: Optional[str] = None  # image metrics' extractor: classifier | inception
     features_ckpt: Optional[str] = None  # a `model=classifier` checkpoint, for features=classifier
+    features_ckpt_a: Optional[str] = None  # a classifier of the input domain A (CycleGAN's BtoA metrics)
     metrics: list[str] = field(default_factory=lambda: ["fid", "kid", "is", "prdc"])
     num_real: int = 10000  # real examples for the image metrics (at most the split's size)
     kid_subsets: int = 100
