@@ -13,8 +13,10 @@ with lambda_rec = 0.999, lambda_adv = 0.001 (sec. 5.1); `adversarial_weight=0` i
 L2-only ablation (its fig. 5/6 blurry fills). The filled image is the prediction pasted into the
 context, (1 - M) ⊙ x + M ⊙ F(...): what D judges, what `translate` shows and eval scores. The
 generator's adversarial term is the non-saturating -log D (the paper's code's). Adam 2e-4,
-beta1 0.5 (the paper's code). Inputs without a mask (`translate` from a folder or file) get the
-central square of half the side dropped, the paper's central region (64 of 128).
+beta1 0.5 (the paper's code). Data: paired batches with masks (data=inpaint_center), or plain
+images (data=image_folder, digits, ...: each image its own target); images without a mask (plain
+image data, `translate` from a folder or file) get the central square of half the side dropped,
+the paper's central region (64 of 128).
 
 Deviations: the paper's code fills the hole with the dataset's mean colour; here with 0 in [-1, 1]
 (mid grey). Its overlap (a 4-pixel border of the hole predicted too, its L2 weighted 10x) is not
@@ -49,6 +51,8 @@ def masked_mse(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
 class ContextEncoderModule(TranslationModule):
     """A context encoder G and a DCGAN D, trained on lambda_rec L_rec + lambda_adv L_adv."""
 
+    data_kinds = ("paired", "images")
+
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  objective: Objective, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  reconstruction_weight: float = 0.999, adversarial_weight: float = 0.001, **kwargs):
@@ -66,11 +70,16 @@ class ContextEncoderModule(TranslationModule):
         prediction = self.generator(context + FILL * mask)
         return context + prediction * mask
 
-    def gan_batch(self, batch: Sequence[torch.Tensor]) -> TranslationBatch:
+    def batch_parts(self, batch: Sequence[torch.Tensor], domain: str = "A") -> tuple:
+        """Paired batches with masks as the base; plain image batches (x[, labels]) are their own
+        targets, with the central region dropped."""
+        if self.data_info["kind"] == "images":
+            x = batch[0]
+            return x, x, batch[1] if len(batch) > 1 else None, center_mask(*x.shape[2:]).expand(len(x), -1, -1, -1)
         if len(batch) < 4:
             raise UserError("model=context_encoder fills masked regions: train it on data with masks "
-                            "(data=inpaint_center, or paired data with masks)")
-        return super().gan_batch(batch)
+                            "(data=inpaint_center) or on plain images (data=image_folder: the central region)")
+        return super().batch_parts(batch, domain)
 
     def read_input(self, request: SampleRequest, domain: str = "A") -> Inputs:
         """As the base; inputs without masks get the central one, and every input is shown with its hole."""

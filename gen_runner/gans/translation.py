@@ -15,6 +15,10 @@ The contract a variant codes against:
   and `self.discriminator` with them. A variant with more nets (CycleGAN's reverse pair) builds
   them in its own `__init__` from the same factories with the shapes swapped
   (`self.make_generator(input_shape=..., data_shape=...)`).
+- `batch_parts(batch, domain)` reads any loader batch as (input, target | None, labels | None,
+  mask | None) (unpaired: `domain` A's or B's images, no target); training, `translate` split=...
+  and eval all read batches through it, so a variant taking other data (context encoders: plain
+  images) overrides it alone.
 - `gan_batch(batch) -> TranslationBatch`: `real` = the target, `fake` = G(input), `input` = the
   input in model space ([-1, 1]), `mask` (inpainting) and `labels`. A variant's losses read these;
   an unpaired variant overrides `gan_batch`.
@@ -141,7 +145,7 @@ class TranslationModule(GANModule):
         if kind not in self.data_kinds:
             raise UserError(f"{type(self).__name__} translates {' or '.join(self.data_kinds)} images, the data is "
                             f"{kind}: pick image-to-image data ({_DATA_OPTIONS})")
-        input_shape = tuple(data["input_shape"])
+        input_shape = tuple(data.get("input_shape") or data["shape"])
         super().__init__(lambda latent_dim, data_shape: generator(input_shape=input_shape, data_shape=data_shape),
                          lambda data_shape: discriminator(input_shape=input_shape, data_shape=data_shape),
                          objective, data, optimizer, latent_dim=0, n_critic=n_critic, lr_g=lr_g, lr_d=lr_d,
@@ -162,10 +166,19 @@ class TranslationModule(GANModule):
         """G's output for inputs `x` (model space); `mask` for inpainting variants."""
         return self.generator(x)
 
-    def gan_batch(self, batch: Sequence[torch.Tensor]) -> TranslationBatch:
-        """(input, target, labels[, mask]) -> real = the target, fake = G(input), in model space."""
+    def batch_parts(self, batch: Sequence[torch.Tensor], domain: str = "A") -> tuple:
+        """A loader batch's (input, target or None, labels or None, mask or None): paired batches
+        are (input, target, labels[, mask]); unpaired ones (a, b, label_a, label_b) give `domain`'s
+        images and labels and no target."""
+        if self.data_info["kind"] == "unpaired":
+            index = 0 if domain == "A" else 1
+            return batch[index], None, batch[2 + index], None
         x, target, labels, *rest = batch
-        mask = rest[0].float() if rest else None
+        return x, target, labels, rest[0].float() if rest else None
+
+    def gan_batch(self, batch: Sequence[torch.Tensor]) -> TranslationBatch:
+        """A paired batch -> real = the target, fake = G(input), in model space."""
+        x, target, labels, mask = self.batch_parts(batch)
         source = self.preprocess(x)
         return TranslationBatch(self.preprocess(target), self(source, mask), labels=labels, input=source, mask=mask)
 
@@ -207,13 +220,8 @@ class TranslationModule(GANModule):
             split = str(source)[len(SPLIT_PREFIX):]
             if split not in ("train", "val", "test"):
                 raise UserError(f"input={source}: choose split=train, split=val or split=test")
-            dm = request.data()
-            parts = _take(iter(dm.loader(split)), n)
-            unit = [p.float() / (self.num_levels - 1) for p in parts[:2]]
-            if self.data_info["kind"] == "unpaired":  # (a, b, label_a, label_b): no targets
-                index = 0 if domain == "A" else 1
-                return Inputs(unit[index], None, parts[2 + index])
-            return Inputs(unit[0], unit[1], parts[2], parts[3].float() if len(parts) > 3 else None)
+            x, target, labels, mask = self.batch_parts(_take(iter(request.data().loader(split)), n), domain)
+            return Inputs(self.to_unit(x), None if target is None else self.to_unit(target), labels, mask)
         path = Path(str(source)).expanduser()
         try:
             if path.is_dir():
@@ -263,7 +271,7 @@ class TranslationModule(GANModule):
     def fixed_samples(self, n: int, temperature: float = 1.0) -> torch.Tensor:
         """Progress grids: the first validation inputs, input | output | target, as a square grid of
         at most n tiles with whole rows (seed 0)."""
-        columns = 3 if self.data_info["kind"] == "paired" else 2  # input | output (| target)
+        columns = 2 if self.data_info["kind"] == "unpaired" else 3  # input | output (| target)
         per_row = max(1, math.isqrt(n) // columns)  # examples a grid row; the grid is (columns * per_row)^2
         request = SampleRequest(num_samples=columns * per_row**2, options={}, input=f"{SPLIT_PREFIX}val",
                                 generator=torch.Generator().manual_seed(0), data=lambda: self.trainer.datamodule)
@@ -279,15 +287,15 @@ class TranslationModule(GANModule):
         """The first `eval.num_samples` inputs of the eval split(s) translated (seeded by the eval
         seed), their targets and labels, and the split's real target-domain images; once per context."""
         if ctx not in _translations:
-            parts = [_take(iter(loader), ctx.options.num_samples) for loader in ctx.loaders()]
-            x, y, labels = (torch.cat([p[i] for p in parts])[: ctx.options.num_samples] for i in range(3))
-            paired = self.data_info["kind"] == "paired"
-            masks = torch.cat([p[3] for p in parts]).float()[: len(x)] if paired and len(parts[0]) > 3 else None
+            n, n_real = ctx.options.num_samples, ctx.options.num_real
+            split_parts = [_take(iter(loader), max(n, n_real)) for loader in ctx.loaders()]
+            parts = [torch.cat(p) for p in zip(*split_parts)]
+            x, target, labels, mask = (None if p is None else p[:n] for p in self.batch_parts(parts))
             with self.seeded(ctx.generator()):
-                outputs = self.translated(x.float() / (self.num_levels - 1), masks, ctx.options.batch_size)
-            real = torch.cat([_take(iter(loader), ctx.options.num_real)[1] for loader in ctx.loaders()])
-            _translations[ctx] = Translated(outputs, y.float() / (self.num_levels - 1) if paired else None,
-                                            labels, real[: ctx.options.num_real])
+                outputs = self.translated(self.to_unit(x), mask, ctx.options.batch_size)
+            real = parts[1] if target is None else self.batch_parts(parts)[1]  # unpaired: domain B's images
+            _translations[ctx] = Translated(outputs, None if target is None else self.to_unit(target), labels,
+                                            real[:n_real])
         return _translations[ctx]
 
     @eval_metric("fid, kid, is, precision, recall, density, coverage (eval.metrics) of the outputs against the "
@@ -297,10 +305,11 @@ class TranslationModule(GANModule):
             return None
         return self.fidelity_against(ctx, self.translations(ctx).outputs, self.translations(ctx).real, "B")
 
-    def fidelity_against(self, ctx, outputs: torch.Tensor, real: torch.Tensor, domain: str) -> tuple[dict, dict]:
+    def fidelity_against(self, ctx, outputs: torch.Tensor, real: torch.Tensor, domain: str,
+                         extractor=None) -> tuple[dict, dict]:
         """eval.metrics of `outputs` (in [0, 1]) against `real` uint8 images of `domain`, under
-        eval.features (the real features cached on disk)."""
-        opts, extractor = ctx.options, ctx.extractor
+        `extractor` (default eval.features'; the real features cached on disk)."""
+        opts, extractor = ctx.options, extractor or ctx.extractor
         key = {"data": ctx.data_key, "split": opts.split, "num_real": len(real), "domain": domain,
                "image_size": extractor.image_size}
         cache = Path(opts.cache_dir).expanduser() if opts.cache_dir else Path.home() / ".cache/gen-runner/features"
@@ -316,9 +325,11 @@ class TranslationModule(GANModule):
                  needs="paired data")
     def paired(self, ctx):
         found = self.translations(ctx)
-        if found.targets is None:
-            return None
-        out, target = found.outputs, found.targets
+        return None if found.targets is None else self.paired_scores(found.outputs, found.targets)
+
+    @staticmethod
+    def paired_scores(out: torch.Tensor, target: torch.Tensor) -> tuple[dict, dict]:
+        """L1, PSNR and SSIM of images `out` against `target`, both in [0, 1]."""
         psnr = peak_signal_noise_ratio(out, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
         ssim = structural_similarity_index_measure(out, target, data_range=1.0, reduction="none")
         return {"l1": (out - target).abs().mean().item(), "psnr": psnr.mean().item(), "ssim": ssim.mean().item()}, {
@@ -338,12 +349,12 @@ class TranslationModule(GANModule):
         return self.class_accuracy_of(ctx, found.outputs, found.labels)
 
     @staticmethod
-    def class_accuracy_of(ctx, images: torch.Tensor, labels: torch.Tensor) -> tuple[dict, dict] | None:
-        """The features classifier's accuracy on `images` against `labels` (those >= 0)."""
+    def class_accuracy_of(ctx, images: torch.Tensor, labels: torch.Tensor, extractor=None) -> tuple[dict, dict] | None:
+        """The features classifier's (or `extractor`'s) accuracy on `images` against `labels` (those >= 0)."""
         known = labels >= 0
         if not known.any():
             return None
         batches = (images[known][i : i + 500] for i in range(0, int(known.sum()), 500))
-        logits = extract(ctx.extractor, batches, int(known.sum()), "class")[1]
+        logits = extract(extractor or ctx.extractor, batches, int(known.sum()), "class")[1]
         return {"class_accuracy": fidelity_lib.class_accuracy(logits, labels[known])}, {
             "class_accuracy": "share of outputs the features classifier assigns their input's label"}
