@@ -69,14 +69,18 @@ class EMASchedule:
         return min(beta, (1 + update) / (10 + update)) if self.warmup else beta
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def ema_schedule(decay: float | None, half_life_kimg: float | None, warmup: bool) -> EMASchedule | None:
     """The schedule `model.ema_decay` / `model.ema_half_life_kimg` / `model.ema_warmup` ask for; None: no EMA."""
     if decay is not None and half_life_kimg is not None:
         raise UserError(f"model.ema_decay={decay} and model.ema_half_life_kimg={half_life_kimg}: pass one of them "
                         "(the other null)")
-    if decay is not None and not 0 < decay < 1:
+    if decay is not None and not (_number(decay) and 0 < decay < 1):
         raise UserError(f"model.ema_decay={decay}: pass a decay in (0, 1), e.g. 0.999, or null for no EMA")
-    if half_life_kimg is not None and not half_life_kimg > 0:
+    if half_life_kimg is not None and not (_number(half_life_kimg) and half_life_kimg > 0):
         raise UserError(f"model.ema_half_life_kimg={half_life_kimg}: pass a half-life > 0 in thousands of images, "
                         "e.g. 10, or null")
     if decay is None and half_life_kimg is None:

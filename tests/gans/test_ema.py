@@ -35,7 +35,7 @@ def test_schedule_by_hand():
     assert style.beta(1, 32) ** (10_000 / 32) == pytest.approx(0.5)
     assert style.beta(1, 4) > style.beta(1, 32)  # per image, not per step: smaller batches decay less per step
     assert ema_schedule(None, None, True) is None
-    for bad in [(0.999, 10, True), (1.0, None, True), (0.0, None, True), (None, 0, True)]:
+    for bad in [(0.999, 10, True), (1.0, None, True), (0.0, None, True), (None, 0, True), ("abc", None, True)]:
         with pytest.raises(UserError, match="model.ema_"):
             ema_schedule(*bad)
 
