@@ -78,6 +78,18 @@ def test_decoding_gives_bernoulli_means_and_temperature_scales_the_prior():
     assert model.gaussian_noise and model.reconstruction(binary(3)).shape == (3, 1, 4, 4)
 
 
+@pytest.mark.parametrize("side", [8, 28])
+def test_the_gated_conv_nets_of_the_sylvester_paper_fit_8x8_and_28x28_images(side):
+    data = dict(DATA, shape=[1, side, side])
+    gated = functools.partial(encoder, kind="gated_conv"), functools.partial(decoder, kind="gated_conv")
+    model = VAEModule(*gated, data, latent_dim=3, posterior="sylvester_triangular", flow_length=1)
+    assert model.encoder.out_features == 256
+    log_px, neg_kl = model.log_weights(torch.zeros(2, 1, side, side), torch.randn(1, 2, 3))
+    assert log_px.shape == neg_kl.shape == (1, 2) and model.decode(torch.zeros(1, 3)).shape == (1, 1, side, side)
+    with pytest.raises(ValueError, match="sides divisible by 4"):
+        encoder([1, 10, 10], kind="gated_conv")
+
+
 def test_grey_data_is_refused_in_one_line():
     with pytest.raises(UserError, match="model=vae has a Bernoulli decoder: train it on binary images"):
         VAEModule(encoder, decoder, dict(DATA, num_levels=17))
