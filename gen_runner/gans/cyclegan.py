@@ -41,7 +41,7 @@ from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mo
 from gen_runner.errors import UserError
 from gen_runner.gans.history import HistoryPool
 from gen_runner.gans.module import Losses
-from gen_runner.gans.translation import Inputs, TranslationBatch, TranslationModule, _take
+from gen_runner.gans.translation import Inputs, TranslationBatch, TranslationModule
 from gen_runner.metrics.features import ClassifierFeatures, make_extractor
 
 __all__ = ["CycleGANModule", "CycleBatch", "linear_decay"]
@@ -134,7 +134,7 @@ class CycleGANModule(TranslationModule):
         stats = {"train/cycle_l1_A": cycle_a, "train/cycle_l1_B": cycle_b}
         if self.cycle_weight:
             terms["train/g_cycle"] = self.cycle_weight * (cycle_a + cycle_b)
-        if self.identity_weight:
+        if self.identity_weight and self.cycle_weight:  # lambda_idt = identity_weight * lambda
             identity = (g["AtoB"](b) - b).abs().mean() + (g["BtoA"](a) - a).abs().mean()
             terms["train/g_identity"] = self.identity_weight * self.cycle_weight * identity
         return Losses(terms, stats)
@@ -192,10 +192,10 @@ class CycleGANModule(TranslationModule):
         if not ctx.options.features or (extractor := self._domain_a_extractor(ctx)) is None:
             return None
         n = ctx.options.num_samples
-        parts = [_take(iter(loader), max(n, ctx.options.num_real)) for loader in ctx.loaders()]
-        a, b, labels_b = (torch.cat([p[i] for p in parts]) for i in (0, 1, 3))
+        parts = self.eval_parts(ctx, max(n, ctx.options.num_real))
+        a, (b, _, labels_b, _) = self.batch_parts(parts, "A")[0], self.batch_parts(parts, "B")
         with self.seeded(ctx.generator()):
-            outputs = self.translated(b[:n].float() / (self.num_levels - 1), None, ctx.options.batch_size,
+            outputs = self.translated(self.to_unit(b[:n]), None, ctx.options.batch_size,
                                       net=self.backward_translate)
         metrics, protocol = self.fidelity_against(ctx, outputs, a[: ctx.options.num_real], "A", extractor)
         if isinstance(extractor, ClassifierFeatures) and (found := self.class_accuracy_of(
@@ -207,8 +207,8 @@ class CycleGANModule(TranslationModule):
     @eval_metric("cycle_l1_A: mean |F(G(a)) - a|, cycle_l1_B: mean |G(F(b)) - b| (images in [0, 1])")
     def cycle_consistency(self, ctx):
         n, step = ctx.options.num_samples, ctx.options.batch_size
-        parts = [_take(iter(loader), n) for loader in ctx.loaders()]
-        a, b = (torch.cat([p[i] for p in parts])[:n].float() / (self.num_levels - 1) for i in (0, 1))
+        parts = self.eval_parts(ctx, n)
+        a, b = (self.to_unit(self.batch_parts(parts, domain)[0][:n]) for domain in "AB")
         back_a = self.translated(self.translated(a, None, step), None, step, net=self.backward_translate)
         back_b = self.translated(self.translated(b, None, step, net=self.backward_translate), None, step)
         return {"cycle_l1_A": (back_a - a).abs().mean().item(), "cycle_l1_B": (back_b - b).abs().mean().item()}, {

@@ -283,6 +283,11 @@ class TranslationModule(GANModule):
             self.train(was_training)
 
     # -- eval --------------------------------------------------------------------------------------
+    @staticmethod
+    def eval_parts(ctx, n: int) -> list[torch.Tensor]:
+        """The first `n` examples of each eval split, batch part by batch part, joined across splits."""
+        return [torch.cat(p) for p in zip(*(_take(iter(loader), n) for loader in ctx.loaders()))]
+
     def translations(self, ctx) -> Translated:
         """The first `eval.num_samples` inputs of the eval split(s) translated (seeded by the eval
         seed), their targets and labels, and the split's real target-domain images; once per context."""
