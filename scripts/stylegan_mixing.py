@@ -1,8 +1,8 @@
 """Style mixing separates coarse from fine (Karras, Laine & Aila 2019, sec. 3.1 and fig. 3): which
 source's class does a mix of A's coarse styles (4x4-8x8) with B's finer ones take?
 
-    python scripts/stylegan_mixing.py [--seeds 0,1,2] [--steps N] [--rows 20] [--columns 20] [--out DIR]
-        [--classifier CKPT] [--checkpoints CKPT ...]
+    python scripts/stylegan_mixing.py [--seeds 0,1,2] [--jobs 3] [--steps N] [--rows 20] [--columns 20]
+        [--out DIR] [--classifier CKPT] [--checkpoints CKPT ...]
 
 For each seed: `gen-runner train experiment=stylegan_digits seed=<s>` (16x16 digits), then
 `gen-runner sample mode=mixing mode.styles=coarse` (a grid of rows x columns mixes: each cell is its
@@ -11,7 +11,8 @@ row source B with its column source A's coarse styles); the digits classifier
 mix. Counted over the cells whose A and B the classifier puts in different classes: the share of
 mixes in A's class (the coarse source; target >= 80%) and in B's (target <= 20%), as mean ± s.e.
 over seeds. `mode.styles=middle` (A's 16x16 styles into B) is measured the same way, the reverse
-check. The table lands in <out>/stylegan_mixing.md. `--checkpoints` skips training.
+check. The table lands in <out>/stylegan_mixing.md. `--checkpoints` skips training; `--jobs N` trains
+N seeds at once (one torch thread each).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,7 @@ def shares(grid: np.ndarray, rows: int, columns: int, classify) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     parser.add_argument("--steps", type=int, default=None, help="trainer.max_steps (default: the preset's)")
     parser.add_argument("--rows", type=int, default=20)
     parser.add_argument("--columns", type=int, default=20)
@@ -76,10 +79,12 @@ def main() -> None:
         return features(images)[1].argmax(1).numpy()
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    checkpoints = args.checkpoints or [
-        gen_runner(args.out, "train", "experiment=stylegan_digits", f"seed={s}", "callbacks=minimal",
-                   *([f"trainer.max_steps={args.steps}"] if args.steps else [])) / "checkpoints/last.ckpt"
-        for s in seeds]
+    def train(seed: int) -> Path:
+        return gen_runner(args.out, "train", "experiment=stylegan_digits", f"seed={seed}", "callbacks=minimal",
+                          *([f"trainer.max_steps={args.steps}"] if args.steps else [])) / "checkpoints/last.ckpt"
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        checkpoints = args.checkpoints or list(pool.map(train, seeds))
     results: dict[str, list[tuple[float, float, int]]] = {"coarse": [], "middle": []}
     for i, ckpt in enumerate(checkpoints):
         for styles in results:
