@@ -37,8 +37,6 @@ __all__ = ["Pix2PixModule"]
 class Pix2PixModule(TranslationModule):
     """pix2pix: a U-Net G and a conditional PatchGAN D, trained on L_cGAN + lambda L_L1."""
 
-    judges_single_examples = "the PatchGAN judges each (input, output) pair"
-
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  objective: Objective, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  l1_weight: float = 100.0, adversarial_weight: float = 1.0, norm: str = "batch", **kwargs):

@@ -339,7 +339,8 @@ class TranslationModule(GANModule):
         ssim = structural_similarity_index_measure(out, target, data_range=1.0, reduction="none")
         return {"l1": (out - target).abs().mean().item(), "psnr": psnr.mean().item(), "ssim": ssim.mean().item()}, {
             "paired": "l1: mean |output - target|; psnr: per image, 10 log10(1 / MSE), averaged; ssim: per image "
-                      "(torchmetrics: Gaussian window 11, sigma 1.5), averaged; images in [0, 1]", "num_translated": len(out)}
+                      "(torchmetrics: Gaussian window 11, sigma 1.5), averaged; images in [0, 1]",
+            "num_translated": len(out)}
 
     @eval_metric("class_accuracy: the features classifier's accuracy on the outputs against the inputs' labels",
                  needs="eval.features=classifier of the data's classes, labelled data")

@@ -85,8 +85,9 @@ def test_the_channelwise_layer_connects_each_map_to_itself_alone():
 
 def test_train_eval_sample_through_the_cli(tmp_path):
     small = ["data.size=8", "data.batch_size=8", "trainer.max_steps=3", *FAST, "~logger"]
-    ckpt = run_directory(run_cli("train", "model=context_encoder", "data=inpaint_center", "model.generator.base_channels=4",
-                                 "model.discriminator.base_channels=4", *small, cwd=tmp_path), tmp_path)
+    ckpt = run_directory(run_cli("train", "model=context_encoder", "data=inpaint_center", *small,
+                                 "model.generator.base_channels=4", "model.discriminator.base_channels=4",
+                                 cwd=tmp_path), tmp_path)
     ckpt = ckpt / "checkpoints/last.ckpt"
     metrics = read_metrics(run_directory(run_cli("eval", f"ckpt_path={ckpt}", "eval.num_samples=20", "~logger",
                                                  cwd=tmp_path), tmp_path))

@@ -24,7 +24,8 @@ def test_skips_join_layers_of_one_size_from_8_to_256(side):
     assert shapes[("down", depth - 1)][2:] == (1, 1)  # the bottleneck
     for j in range(depth - 1):  # decoder layer j is concatenated with encoder layer depth - 2 - j
         assert shapes[("up", j)] == shapes[("down", depth - 2 - j)]
-    assert shapes[("down", 0)][1] == 2 and max(s[1] for s in shapes.values()) == 2 * min(2 ** (depth - 1), 8)  # C64 ... up to C512
+    widths = [shapes[("down", i)][1] for i in range(depth)]
+    assert widths == [2 * min(2**i, 8) for i in range(depth)]  # C64, C128, ..., capped at C512
 
 
 def test_dropout_stays_on_at_test_time_in_the_first_three_decoder_layers():
