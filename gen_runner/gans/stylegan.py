@@ -91,7 +91,7 @@ class StyleGAN(ProGAN):
                            ("path_length_decay", path_length_decay)):
             if not 0 <= value <= 1:
                 raise UserError(f"model.{key}={value}: pass a fraction in [0, 1]")
-        r1_interval = r1_interval or defaults["r1_interval"]
+        r1_interval = defaults["r1_interval"] if r1_interval is None else r1_interval
         path_length_weight = defaults["path_length_weight"] if path_length_weight is None else path_length_weight
         for key, value in (("r1_interval", r1_interval), ("path_length_interval", path_length_interval)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
