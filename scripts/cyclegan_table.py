@@ -32,11 +32,18 @@ SMALL = ["model.generator.base_channels=8", "model.discriminator.base_channels=8
 
 def gen_runner(*args: str, cwd: Path) -> Path:
     """Run `gen-runner <args>`; its run directory."""
-    proc = subprocess.run([*CLI, *args, "callbacks=minimal", "logger=csv"], cwd=cwd, env=ENV, capture_output=True,
-                          text=True)
+    quiet = ["callbacks=minimal", "logger=csv"] if args[0] == "train" else ["logger=csv"]
+    proc = subprocess.run([*CLI, *args, *quiet], cwd=cwd, env=ENV, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"gen-runner {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     return cwd / proc.stdout.strip().splitlines()[-1].removeprefix("Run directory: ")
+
+
+def train_once(name: str, *args: str, cwd: Path) -> Path:
+    """`gen-runner train <args> name=<name>`'s run directory; a finished run of that name is reused
+    (a rerun of the script picks up where it stopped)."""
+    done = sorted((cwd / "outputs" / "train" / name).glob("*/checkpoints/last.ckpt"))
+    return done[-1].parents[1] if done else gen_runner("train", *args, f"name={name}", cwd=cwd)
 
 
 def metrics(run: Path) -> dict:
@@ -74,8 +81,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     files = domain_files(out)
-    classifiers = {d: gen_runner("train", "model=classifier", "data=tensor_file", f"data.path={files[f'{d}_train']}",
-                                 "data.num_levels=17", f"trainer.max_steps={args.classifier_steps}", f"name=clf_{d}",
+    classifiers = {d: train_once(f"clf_{d}", "model=classifier", "data=tensor_file", f"data.path={files[f'{d}_train']}",
+                                 "data.num_levels=17", f"trainer.max_steps={args.classifier_steps}",
                                  cwd=out) / "checkpoints" / "last.ckpt" for d in ("A", "B")}
     reference = metrics(gen_runner("eval", f"ckpt_path={classifiers['B']}", "data=tensor_file",
                                    f"data.path={files['B_test']}", "data.num_levels=17", "eval.split=all", cwd=out))
@@ -84,8 +91,8 @@ def main() -> None:
     rows: dict[str, list[dict]] = {"cycle (lambda = 10)": [], "no cycle (lambda = 0)": []}
     for seed in args.seeds:
         for label, weight in (("cycle (lambda = 10)", 10), ("no cycle (lambda = 0)", 0)):
-            run = gen_runner("train", "experiment=cyclegan_digits2thick", f"model.cycle_weight={weight}", *SMALL,
-                             f"trainer.max_steps={args.steps}", f"seed={seed}", f"name=cyclegan_w{weight}_s{seed}",
+            run = train_once(f"cyclegan_w{weight}_s{seed}", "experiment=cyclegan_digits2thick",
+                             f"model.cycle_weight={weight}", *SMALL, f"trainer.max_steps={args.steps}", f"seed={seed}",
                              cwd=out)
             found = metrics(gen_runner("eval", f"ckpt_path={run}/checkpoints/last.ckpt", "eval.features=classifier",
                                        f"eval.features_ckpt={classifiers['B']}",

@@ -35,6 +35,8 @@ TRANSLATION_METRICS = ["fidelity", "paired", "class_preservation"]
     ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
     ("pix2pix", ["translate"], TRANSLATION_METRICS),
     ("context_encoder", ["translate"], TRANSLATION_METRICS),
+    ("cyclegan", ["translate"], [*TRANSLATION_METRICS, "reverse", "cycle_consistency"]),
+    ("srgan", ["translate"], [*TRANSLATION_METRICS, "bicubic_baseline"]),
     ("classifier", [], ["classification"]),
 ])
 def test_each_model_declares_its_modes_and_metrics(option, modes, metrics):

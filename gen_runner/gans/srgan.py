@@ -16,6 +16,9 @@ G is SRResNet (16 residual blocks, sub-pixel upsampling; gen_runner/nets/srresne
   or a gen-runner classifier checkpoint's (`content_features_ckpt=`, read by the trusted loader of
   gen_runner/checkpoints.py): its last conv activation before its last max-pooling, VGG54's
   analogue. The feature network is loaded when training starts and is not part of the checkpoint.
+- Data: paired super-resolution data (sr4, whose inputs are made by the data), or plain HR images
+  (image_folder, ...): the inputs are then their `factor`x antialiased bicubic downsampling, as the
+  paper makes its LR images ("downsampling the HR images using bicubic kernel", sec. 3.1).
 - `init_ckpt=<a content=mse run>/checkpoints/last.ckpt`: G starts from that SRResNet, as the paper
   initialises SRGAN (sec. 3.2); loaded when training starts (a resumed run keeps its own weights).
 
@@ -37,6 +40,7 @@ from torch import nn
 
 from gen_runner.capabilities import eval_metric
 from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
+from gen_runner.data.translation import downsample
 from gen_runner.errors import UserError
 from gen_runner.gans.module import Losses
 from gen_runner.gans.objectives import Objective
@@ -100,11 +104,13 @@ def bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class SRGANModule(TranslationModule):
     """SRResNet (content=mse) and SRGAN (content=features): see the module docstring."""
 
+    data_kinds = ("paired", "images")
+
     def __init__(self, generator: Callable[..., nn.Module], discriminator: Callable[..., nn.Module],
                  objective: Objective, data: dict, optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  content: str = "mse", adversarial_weight: float | None = None,
                  content_features_ckpt: str | None = None,
-                 vgg19_weights: str | None = None, init_ckpt: str | None = None, **kwargs):
+                 vgg19_weights: str | None = None, init_ckpt: str | None = None, factor: int = 4, **kwargs):
         if content not in ("mse", "features"):
             raise UserError(f"model.content={content!r}: choose mse (SRResNet) or features (SRGAN)")
         if content == "features" and bool(content_features_ckpt) == bool(vgg19_weights):
@@ -114,10 +120,24 @@ class SRGANModule(TranslationModule):
             adversarial_weight = 0.0 if content == "mse" else 1e-3
         if adversarial_weight < 0:
             raise UserError(f"model.adversarial_weight={adversarial_weight}: pass a weight >= 0 (the paper: 1e-3)")
+        if data.get("kind") == "images":  # plain HR images: the inputs are made from them
+            c, h, w = data["shape"]
+            if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2 or h % factor or w % factor:
+                raise UserError(f"model.factor={factor!r}: pass a downsampling factor >= 2 that divides the image "
+                                f"size {h}x{w}")
+            data = {**data, "input_shape": [c, h // factor, w // factor]}
         super().__init__(generator, discriminator, objective, data, optimizer, **kwargs)
-        self.content, self.adversarial_weight = content, adversarial_weight
+        self.content, self.adversarial_weight, self.factor = content, adversarial_weight, factor
         self.content_features_ckpt, self.vgg19_weights, self.init_ckpt = content_features_ckpt, vgg19_weights, init_ckpt
         self.content_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.mse_loss
+
+    def batch_parts(self, batch, domain: str = "A") -> tuple:
+        """Paired batches as the base; plain images (x[, labels]) are the targets of their own
+        `factor`x downsampling (antialiased bicubic, rounded to the data's levels, as data=sr4)."""
+        if self.data_info["kind"] != "images":
+            return super().batch_parts(batch, domain)
+        x = batch[0]
+        return downsample(x, self.factor, self.num_levels), x, batch[1] if len(batch) > 1 else None, None
 
     def setup(self, stage: str) -> None:
         """Training starts: the content network and G's initial weights are read (before a resumed

@@ -13,6 +13,7 @@ from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from gen_runner.checkpoints import load_checkpoint, model_from_checkpoint
+from gen_runner.data.translation import downsample
 from gen_runner.errors import UserError
 from gen_runner.gans.srgan import FeatureContent, SRGANModule, bicubic, classifier_feature_map
 from gen_runner.instantiate import build_datamodule
@@ -102,6 +103,17 @@ def test_content_options_and_their_defaults():
         make(content="features")
     with pytest.raises(UserError, match="choose mse"):
         make(content="vgg")
+
+
+def test_on_plain_images_the_inputs_are_their_bicubic_downsampling():
+    model = SRGANModule(srresnet, lambda **_: nn.Identity(), None, {**DATA, "kind": "images", "input_shape": None},
+                        factor=2)
+    assert model.input_shape == (1, 4, 4)
+    hr = torch.randint(17, (2, 1, 8, 8), dtype=torch.uint8)
+    lr, target, labels, mask = model.batch_parts((hr, torch.tensor([3, 4])))
+    assert torch.equal(lr, downsample(hr, 2, 17)) and target is hr and labels.tolist() == [3, 4] and mask is None
+    with pytest.raises(UserError, match="model.factor=3"):
+        SRGANModule(srresnet, lambda **_: nn.Identity(), None, {**DATA, "kind": "images"}, factor=3)
 
 
 def test_the_bicubic_baseline_keeps_constants_and_is_torchs_bicubic():
