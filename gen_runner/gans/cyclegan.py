@@ -58,11 +58,10 @@ def linear_decay(step: int, total: int, start: float) -> float:
 
 @dataclass
 class CycleBatch(TranslationBatch):
-    """A TranslationBatch (input = a, real = b, fake = G(a), labels = a's labels) with F's side:
-    `fake_a` = F(b) and `labels_b`."""
+    """A TranslationBatch (input = a, real = b, fake = G(a), labels = a's labels) with F's fake:
+    `fake_a` = F(b)."""
 
     fake_a: torch.Tensor | None = None
-    labels_b: torch.Tensor | None = None
 
 
 class CycleGANModule(TranslationModule):
@@ -104,15 +103,11 @@ class CycleGANModule(TranslationModule):
         """F: B -> A, model space."""
         return self.generator["BtoA"](x)
 
-    def cycle(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """F(G(a)), model space."""
-        return self.backward_translate(self(x))
-
     # -- training -------------------------------------------------------------------------------
     def gan_batch(self, batch) -> CycleBatch:
-        a, b, labels_a, labels_b = batch
+        a, b, labels_a, _ = batch
         a, b = self.preprocess(a), self.preprocess(b)
-        return CycleBatch(b, self(a), labels=labels_a, input=a, fake_a=self.backward_translate(b), labels_b=labels_b)
+        return CycleBatch(b, self(a), labels=labels_a, input=a, fake_a=self.backward_translate(b))
 
     @staticmethod
     def _d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -201,8 +196,7 @@ class CycleGANModule(TranslationModule):
         if isinstance(extractor, ClassifierFeatures) and (found := self.class_accuracy_of(
                 ctx, outputs, labels_b[:n], extractor)) is not None:
             metrics |= found[0]
-        return ({f"{k}_BtoA": v for k, v in metrics.items()},
-                {f"{k}_BtoA" if k in ("num_translated", "num_real") else k: v for k, v in protocol.items()})
+        return {f"{k}_BtoA": v for k, v in metrics.items()}, {f"{k}_BtoA": v for k, v in protocol.items()}
 
     @eval_metric("cycle_l1_A: mean |F(G(a)) - a|, cycle_l1_B: mean |G(F(b)) - b| (images in [0, 1])")
     def cycle_consistency(self, ctx):
