@@ -64,7 +64,7 @@ def sample_mode_lines() -> list[str]:
         key = tuple(m for m in modes if m not in common) if "samples" in modes else ("only", *modes)
         extras.setdefault(key, []).append(option)
     lines = [f"  {'every generator':<24}{', '.join(common)}"]
-    lines += [f"  {', '.join(options):<24}" + (f"only {', '.join(modes[1:])}" if modes[0] == "only" else
+    lines += [f"  {', '.join(options):<23} " + (f"only {', '.join(modes[1:])}" if modes[0] == "only" else
                                                  f"+ {', '.join(modes)}") for modes, options in extras.items() if modes]
     return lines
 
