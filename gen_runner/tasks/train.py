@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gen_runner.callbacks.checkpoint import AtomicCheckpointIO, remove_orphans, step_checkpoints
 from gen_runner.callbacks.preemption import Preemption
@@ -129,10 +129,12 @@ def train(cfg: DictConfig) -> dict:
     common.write_metrics(out, metrics, protocol)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            hparams = {k: cfg[k] for k in ("model", "data", "optimizer") if k in cfg}
+            # Resolved where they live: data.root interpolates ${paths.data_dir}, outside these nodes.
+            hparams = {k: OmegaConf.to_container(cfg[k], resolve=True)
+                       for k in ("model", "data", "optimizer") if k in cfg}
             hparams.update(seed=cfg.seed, max_steps=cfg.trainer.max_steps,
                            **{f"choice/{k}": v for k, v in picked.items()})
-            logger.log_hyperparams(common.container(DictConfig(hparams)),
+            logger.log_hyperparams(hparams,
                                    {f"hparams/{k.replace('/', '_')}": v for k, v in metrics.items()})
             logger.finalize("success")
     tb = out / "tensorboard"

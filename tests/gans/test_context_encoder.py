@@ -84,7 +84,7 @@ def test_the_channelwise_layer_connects_each_map_to_itself_alone():
 
 
 def test_train_eval_sample_through_the_cli(tmp_path):
-    small = ["data.size=8", "data.batch_size=8", "trainer.max_steps=3", *FAST, "~logger"]
+    small = ["data.size=8", "data.batch_size=8", "trainer.max_steps=3", *FAST]
     ckpt = run_directory(run_cli("train", "model=context_encoder", "data=inpaint_center", *small,
                                  "model.generator.base_channels=4", "model.discriminator.base_channels=4",
                                  cwd=tmp_path), tmp_path)

@@ -103,7 +103,7 @@ def test_the_learning_rate_is_constant_then_decays_linearly_to_zero():
 
 # -- the CLI --------------------------------------------------------------------------------------
 TINY = ["experiment=cyclegan_digits2thick", "model.generator.base_channels=4", "model.generator.num_blocks=1",
-        "model.discriminator.base_channels=4", "data.batch_size=8", "data.root=unused"]
+        "model.discriminator.base_channels=4", "data.batch_size=8"]
 
 
 def domain_b_classifier(tmp_path) -> str:

@@ -81,7 +81,7 @@ def test_refuses_data_that_is_not_paired_images():
 def runs(tmp_path_factory):
     """A 3-step pix2pix on 8x8 edges2digits and a 3-step digits classifier."""
     cwd = tmp_path_factory.mktemp("pix2pix")
-    small = ["data.size=8", "data.batch_size=8", "trainer.max_steps=3", *FAST, "~logger"]
+    small = ["data.size=8", "data.batch_size=8", "trainer.max_steps=3", *FAST]
     pix = run_directory(run_cli("train", "model=pix2pix", "data=edges2digits", "model.discriminator.patch=16",
                                 "model.generator.base_channels=4", "model.discriminator.base_channels=4", *small,
                                 cwd=cwd), cwd)

@@ -124,7 +124,7 @@ def test_the_bicubic_baseline_keeps_constants_and_is_torchs_bicubic():
 
 # -- the CLI --------------------------------------------------------------------------------------
 TINY = ["experiment=srgan_sr4", "data.size=16", "model.generator.base_channels=4", "model.generator.num_blocks=1",
-        "model.discriminator.base_channels=4", "model.discriminator.hidden=8", "data.batch_size=8", "data.root=unused"]
+        "model.discriminator.base_channels=4", "model.discriminator.hidden=8", "data.batch_size=8"]
 
 
 def test_srresnet_then_srgan_from_it_eval_and_sample_through_the_cli(tmp_path):
