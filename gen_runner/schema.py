@@ -56,6 +56,7 @@ class EvalOptions:
     prdc_k: int = 3  # precision/recall k (Kynkaanniemi et al. 2019); density/coverage use 5
     cache_dir: Optional[str] = None  # real-feature cache; default ~/.cache/gen-runner/features
     iw_samples: int = 1  # flows on images: dequantization draws per image of the importance-weighted bound
+    exact_logdet_max_dim: int = 16  # residual/continuous flows: exact log-det (trace) at eval up to this data dimension
     weights: str = "ema"  # GANs: ema (the generator's moving average, where the checkpoint has one) | raw
 
 
@@ -113,6 +114,7 @@ RANGES = [
     ("per_class", 1, False), ("truncation", 0, False), ("eval.num_samples", 1, False), ("eval.batch_size", 1, False),
     ("eval.num_real", 2, False), ("eval.kid_subsets", 1, False), ("eval.kid_subset_size", 2, False),
     ("eval.is_splits", 1, False), ("eval.prdc_k", 1, False), ("eval.iw_samples", 1, False),
+    ("eval.exact_logdet_max_dim", 0, False),
 ]
 MAX_SEED = 2**32 - 1
 
