@@ -79,6 +79,11 @@ class RunnerModule(L.LightningModule):
         if not value > 0:
             raise UserError(f"truncation={value}: the truncation threshold is a value > 0 (smaller: less variety)")
 
+    def use_weights(self, which: str) -> str:
+        """eval and sample: which weights the model holds, given `which` ("ema" or "raw"). The base has
+        one set of weights ("raw"); GANs with a generator EMA override it (gen_runner/gans/module.py)."""
+        return "raw"
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gen_runner"] = {"family": self.family, "data": self.data_info, **self.run_info}
 

@@ -68,6 +68,6 @@ def model_from_checkpoint(ckpt: dict, weights: str = "ema", key: str = "weights"
     info = ckpt["gen_runner"]
     model = build_model(info["config"]["model"], info["data"], what="model (from the checkpoint)")
     model.load_state_dict(ckpt["state_dict"])
-    model.weights = model.use_weights(weights) if hasattr(model, "use_weights") else "raw"
+    model.weights = model.use_weights(weights)
     return model.eval()
 

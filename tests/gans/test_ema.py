@@ -155,3 +155,15 @@ def test_gan_options_train_and_sample_with_ema(tmp_path, model, small):
         (drawn,) = tmp_path.glob("sample/*/*/samples/samples.pt")
         raw = model_from_checkpoint(load_checkpoint(ckpt), "raw")
         torch.testing.assert_close(torch.load(drawn), raw.sample(4, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("model, extra", [("began", ["model.discriminator.vector.hidden=[16]"]),
+                                          ("ssgan", ["data.labels_per_class=5"])])
+def test_began_and_ssgan_train_with_an_ema(make_config, model, extra):
+    data = "ring8" if model == "began" else "digits"
+    cfg = make_config("train", f"model={model}", f"data={data}", *extra, "model.ema_decay=0.9", "trainer.max_steps=2",
+                      "data.batch_size=10", "logger=csv", *FAST)
+    train(cfg)
+    (ckpt,) = Path(cfg.paths.output_dir).glob("checkpoints/last.ckpt")
+    assert int(load_checkpoint(ckpt)["state_dict"]["generator_ema.n_averaged"]) == 2
+    assert model_from_checkpoint(load_checkpoint(ckpt)).weights == "ema"
