@@ -48,16 +48,18 @@ def _doublings(low: int, high: int) -> int | None:
 
 
 class GrowingSchedule:
-    """images shown -> Phase, from `start_resolution` up to `final_resolution` (both powers of two)."""
+    """images shown -> Phase, from `start_resolution` up to `final_resolution` (both powers of two).
+    `key`: the config node the options come from, for error messages."""
 
     def __init__(self, final_resolution: int, start_resolution: int = 4, fade_images: int = 800_000,
-                 stable_images: int = 800_000, batch_size: int = 16, batch_sizes: Mapping[int, int] | None = None):
-        for key, value in (("fade_images", fade_images), ("stable_images", stable_images),
-                           ("batch_size", batch_size)):
+                 stable_images: int = 800_000, batch_size: int = 16, batch_sizes: Mapping[int, int] | None = None,
+                 key: str = "model.schedule"):
+        for name, value in (("fade_images", fade_images), ("stable_images", stable_images),
+                            ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"model.schedule.{key}={value!r}: pass a whole number >= 1")
+                raise UserError(f"{key}.{name}={value!r}: pass a whole number >= 1")
         if start_resolution < 4 or _doublings(4, start_resolution) is None:
-            raise UserError(f"model.schedule.start_resolution={start_resolution}: pass a power of two >= 4")
+            raise UserError(f"{key}.start_resolution={start_resolution}: pass a power of two >= 4")
         levels = _doublings(start_resolution, final_resolution)
         if levels is None:
             fits = start_resolution
@@ -65,16 +67,16 @@ class GrowingSchedule:
                 fits *= 2
             raise UserError(f"images of side {final_resolution}: growing doubles the side from {start_resolution}, "
                             f"so it must be {start_resolution} * 2^k: set data.size={fits} (or another "
-                            "model.schedule.start_resolution)")
+                            f"{key}.start_resolution)")
         self.start_resolution, self.final_resolution, self.levels = start_resolution, final_resolution, levels
         self.fade_images, self.stable_images, self.batch_size = fade_images, stable_images, batch_size
         self.batch_sizes = {int(r): b for r, b in (batch_sizes or {}).items()}
         for r, b in self.batch_sizes.items():
             if _doublings(start_resolution, r) is None or r > final_resolution:
-                raise UserError(f"model.schedule.batch_sizes has resolution {r}: the schedule runs at "
+                raise UserError(f"{key}.batch_sizes has resolution {r}: the schedule runs at "
                                 f"{self.resolutions}; drop it")
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise UserError(f"model.schedule.batch_sizes.{r}={b!r}: pass a whole number >= 1")
+                raise UserError(f"{key}.batch_sizes.{r}={b!r}: pass a whole number >= 1")
 
     @property
     def resolutions(self) -> list[int]:

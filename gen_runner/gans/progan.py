@@ -52,6 +52,7 @@ __all__ = ["ProGAN"]
 class ProGAN(GANModule):
     judges_single_examples = ("ProGAN's discriminator judges single images at each resolution, and its "
                               "per-resolution batch sizes are not kept divisible by a pack")
+    schedule_key = "model.schedule"  # where the growing schedule's options live, for error messages
 
     def __init__(self, *args, data: dict, schedule: dict | None = None, drift: float = 0.001, **kwargs):
         shape = tuple(data["shape"])
@@ -61,10 +62,11 @@ class ProGAN(GANModule):
         if not drift >= 0:
             raise UserError(f"model.drift={drift}: pass a weight >= 0 (the paper's 0.001)")
         batch_size = data.get("batch_size")
-        growing = GrowingSchedule(shape[1], **{"batch_size": batch_size or 16, **(schedule or {})})
+        growing = GrowingSchedule(shape[1], **{"batch_size": batch_size or 16, **(schedule or {})},
+                                  key=self.schedule_key)
         largest = max(growing.batch_size_at(r) for r in growing.resolutions)
         if batch_size is not None and largest > batch_size:
-            raise UserError(f"model.schedule.batch_sizes asks for {largest} images a step and data.batch_size="
+            raise UserError(f"{self.schedule_key}.batch_sizes asks for {largest} images a step and data.batch_size="
                             f"{batch_size}: a step uses the first b(resolution) of each data batch; set "
                             f"data.batch_size={largest}")
         super().__init__(*args, data=data, **kwargs)

@@ -66,6 +66,7 @@ VERSION_DEFAULTS = {1: {"schedule": "progressive", "r1_interval": 1, "path_lengt
 
 class StyleGAN(ProGAN):
     judges_single_examples = "StyleGAN's discriminators judge single images (a minibatch-stddev layer looks across them)"
+    schedule_key = "model.growing"
     truncation_means = ("psi in [0, 1] (StyleGAN, in W): each w pulled toward the tracked mean w, w' = w_avg + psi "
                         "(w - w_avg), in the first model.truncation_cutoff style layers (all if null); 1: no "
                         "truncation, 0: the mean image")

@@ -156,7 +156,7 @@ class VAEModule(GenerativeModule):
     def reconstruct(self, request: SampleRequest) -> Drawn:
         if request.labels is not None:
             raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
-        x = request.data().splits["test"].tensors[0][: request.num_samples]
+        x = request.data().images("test", request.num_samples)
         step = request.batch_size or len(x)
         recon = torch.cat([self.reconstruction(x[i : i + step]).cpu() for i in range(0, len(x), step)])
         steps = request.options["steps"]

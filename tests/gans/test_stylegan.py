@@ -150,6 +150,8 @@ def test_bad_options_fail_in_one_line():
         _model(version=2, schedule="progressive")
     with pytest.raises(UserError, match="model.version=3"):
         _model(version=3)
+    with pytest.raises(UserError, match=r"model\.growing\.fade_images=0"):  # StyleGAN's key, not ProGAN's
+        _model(schedule="progressive", growing={"fade_images": 0})
     with pytest.raises(UserError, match="r1_interval=0"):
         _model(r1_interval=0)
     with pytest.raises(UserError, match="truncation_cutoff=9"):
