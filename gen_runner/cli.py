@@ -174,6 +174,21 @@ def check_config(command: str, args: list[str]) -> None:
              "set paths.root=<a writable directory>")
 
 
+# Options that need an optional extra: (override prefix, module it needs, extra).
+EXTRAS = [("hydra/launcher=slurm", "hydra_plugins.hydra_submitit_launcher", "slurm"),
+          ("hparams_search=", "hydra_plugins.hydra_optuna_sweeper", "optuna")]
+
+
+def check_extras(args: list[str]) -> None:
+    """`hydra/launcher=slurm` or `hparams_search=...` without their packages: one line naming the extra."""
+    import importlib.util
+
+    for prefix, module, extra in EXTRAS:
+        if any(a.startswith(prefix) for a in args) and importlib.util.find_spec(module) is None:
+            fail(f"{next(a for a in args if a.startswith(prefix))} needs the {extra} extra: "
+                 f"pip install 'gen-runner[{extra}]' (or pip install -e '.[{extra}]' in a clone)")
+
+
 def _complete_query() -> None:
     """Hydra's shell completion sees the line without the command word."""
     line = os.environ.get("COMP_LINE", "")
@@ -224,7 +239,10 @@ def _run_task(command: str, cfg) -> None:
             logging.getLogger(name).propagate = True
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda record: not any(q in record.getMessage() for q in QUIET_LOGS))
-        task(cfg)
+        result = task(cfg)
+        if command == "train" and cfg.get("optimized_metric"):
+            return result[cfg.optimized_metric]  # to a hyperparameter search (Hydra's Optuna sweeper)
+        return result
     except UserError as e:
         remove_if_empty(Path(HydraConfig.get().runtime.output_dir))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -264,6 +282,15 @@ def main(argv: list[str] | None = None) -> None:
         args = report_dirs_override(args)
     if command == "sample":
         args = quoted_input(args)
+    if command == "train":
+        check_extras(args)
+        from gen_runner.errors import UserError
+        from gen_runner.tasks.in_place import resume_args
+
+        try:
+            args = resume_args(args)
+        except UserError as e:
+            fail(str(e))
 
     import hydra
 
@@ -274,9 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     check_config(command, args)
     original = list(sys.argv)
 
-    def task(cfg) -> None:
+    def task(cfg):
         sys.argv = original  # Lightning's DDP launcher re-runs this exact command line for each rank
-        _run_task(command, cfg)
+        return _run_task(command, cfg)
 
     sys.argv = [original[0], *args]
     try:

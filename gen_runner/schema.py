@@ -29,16 +29,6 @@ class _RunConfig:
 
 
 @dataclass
-class TrainConfig(_RunConfig):
-    model: Any = MISSING
-    data: Any = MISSING
-    optimizer: Any = MISSING
-    callbacks: Any = field(default_factory=dict)
-    num_samples: int = 64
-    temperature: float = 1.0
-
-
-@dataclass
 class EvalOptions:
     """`eval.*`: what `gen-runner eval` measures and how (written into metrics.json's protocol)."""
 
@@ -58,6 +48,19 @@ class EvalOptions:
     iw_samples: int = 1  # flows on images: dequantization draws per image of the importance-weighted bound
     exact_logdet_max_dim: int = 16  # residual/continuous flows: exact log-det (trace) at eval up to this data dimension
     weights: str = "ema"  # GANs: ema (the generator's moving average, where the checkpoint has one) | raw
+
+
+@dataclass
+class TrainConfig(_RunConfig):
+    model: Any = MISSING
+    data: Any = MISSING
+    optimizer: Any = MISSING
+    callbacks: Any = field(default_factory=dict)
+    num_samples: int = 64
+    temperature: float = 1.0
+    resume: Optional[str] = None  # a run directory: continue that run in place (tasks/in_place.py)
+    optimized_metric: Optional[str] = None  # what `train` returns to a hyperparameter search (tasks/objective.py)
+    eval: Optional[EvalOptions] = None  # the eval metrics' options when optimized_metric is one (split: val)
 
 
 @dataclass

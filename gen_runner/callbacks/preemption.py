@@ -17,8 +17,19 @@ interrupts at once, saving nothing more.
 
 A signal that arrives between steps (during validation or at an epoch's end) is saved when the loop
 stops (`on_exception`): the same weights, but a resume from there may draw different random numbers
-than an uninterrupted run. Another signal (SLURM's SIGUSR1 before a preemption, to save and requeue)
-goes into `signals` and, for a different action than stop-and-exit, into `_at_step_end`.
+than an uninterrupted run.
+
+SLURM's preemption and time-limit signal (SIGUSR1 or SIGUSR2, `--signal=USR2@<signal_delay_s>`, sent
+that long before the kill) is a stop like SIGTERM, and then a requeue. The requeue follows submitit's
+checkpointing protocol, not Lightning's SLURM auto-requeue. Under hydra/launcher=slurm the run is a
+submitit job whose handler for that signal calls the job's `checkpoint()` (hydra-submitit-launcher:
+the same Hydra job again, so the same run directory) and `scontrol requeue`s it; that handler is kept
+here and called only once last.ckpt holds the step (`exit`), and the requeued job resumes the run in
+place (tasks/train.py). Lightning's auto-requeue (train.py switches it off) would instead save from
+inside its signal handler, in the middle of a step (a GAN's D updated, its G not), into a separate
+`hpc_ckpt_<n>.ckpt`, and the requeued job would know nothing of the Hydra run it belongs to; and two
+handlers would requeue the job twice. Outside submitit (a hand-written sbatch script) the signal saves
+and exits 128 + its number; the script requeues itself, e.g. `trap 'scontrol requeue $SLURM_JOB_ID' ...`.
 """
 from __future__ import annotations
 
@@ -31,10 +42,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
-__all__ = ["Preemption", "StopRequested"]
+__all__ = ["Preemption", "StopRequested", "REQUEUE_SIGNALS"]
 
 log = logging.getLogger("gen_runner")
+
+# SLURM's warning before a preemption or the time limit (submitit's default is USR2, Lightning's USR1).
+REQUEUE_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
 
 
 class StopRequested(SystemExit):
@@ -44,13 +59,15 @@ class StopRequested(SystemExit):
 class Preemption(L.Callback):
     """`fallback_path`: where to save when the run has no checkpoint callback."""
 
-    def __init__(self, fallback_path: str | Path, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)):
+    def __init__(self, fallback_path: str | Path,
+                 signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT, *REQUEUE_SIGNALS)):
         self.fallback_path = Path(fallback_path)
         self.signals = tuple(signals)
         self.received: int | None = None  # the first stop signal
         self.saved: str | None = None  # the checkpoint written at it
         self.step: int | None = None  # the step it holds
         self._previous: dict[int, Any] = {}
+        self._requeue: Any = None  # the handler that requeues the job (submitit's), called after the save
         self._start_step = 0
 
     # -- handlers: installed for fit, restored after it (train.py calls `restore` too: on an exception
@@ -73,11 +90,14 @@ class Preemption(L.Callback):
     def _handle(self, signum: int, frame) -> None:
         if signum == signal.SIGINT and self.received is not None:
             raise KeyboardInterrupt  # the second Ctrl-C: stop now
+        previous = self._previous.get(signum)
         if self.received is None:
             self.received = signum
-            log.warning(f"{signal.Signals(signum).name} received: finishing this step, then saving last.ckpt")
-        previous = self._previous.get(signum)
-        if callable(previous) and previous is not signal.default_int_handler:
+            then = " and requeueing" if signum in REQUEUE_SIGNALS and callable(previous) else ""
+            log.warning(f"{signal.Signals(signum).name} received: finishing this step, then saving last.ckpt{then}")
+        if signum in REQUEUE_SIGNALS:
+            self._requeue = self._requeue or previous  # not now: it would requeue (and exit) mid-step
+        elif callable(previous) and previous is not signal.default_int_handler:
             previous(signum, frame)
 
     # -- at the end of a step: save and stop
@@ -85,8 +105,18 @@ class Preemption(L.Callback):
         self._start_step = trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.world_size > 1 and self.saved is None:
+            self._agree(trainer)
         if self.received is not None and self.saved is None:
             self._at_step_end(trainer)
+
+    def _agree(self, trainer) -> None:
+        """DDP: the ranks stop at the same step, whichever of them got the signal (SLURM signals every
+        task, but not at the same instant), since the save is collective. One all-reduce of an int."""
+        flag = torch.tensor([self.received or 0], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self.received is None:
+            self.received = int(flag.item())
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self.received is not None:  # arrived after the last step's end (Lightning stops SIGTERM itself)
@@ -113,19 +143,26 @@ class Preemption(L.Callback):
         our StopRequested, its sys.exit(1) after a second Ctrl-C), not some other failure."""
         return self.received is not None and isinstance(error, (SystemExit, KeyboardInterrupt))
 
-    def exit(self, trainer, command: list[str], show=str) -> SystemExit:
-        """Print the one line (stderr) saying what was saved and how to resume; the SystemExit to raise."""
+    def exit(self, trainer, run_dir: Path, command: list[str], show=str) -> SystemExit:
+        """Print the one line (stderr) saying what was saved and how to resume; requeue the job if the
+        signal asked for it and a requeueing handler (submitit's) was installed; the SystemExit to raise."""
         name = signal.Signals(self.received).name
         checkpoint = trainer.checkpoint_callback
         resume_from = self.saved or (checkpoint.last_good(trainer) if hasattr(checkpoint, "last_good") else None)
         if resume_from:
-            args = [a for a in command if not a.startswith(("ckpt_path=", "+ckpt_path=", "++ckpt_path="))]
-            resume = shlex.join(["gen-runner", *args, f"ckpt_path={show(resume_from)}"])
+            if Path(resume_from).resolve().parent.parent == Path(run_dir).resolve():  # saved in this run: continue it in place
+                further = [a for a in command if a.lstrip("+").startswith("trainer.max_steps=")][-1:]
+                resume = shlex.join(["gen-runner", "train", f"resume={show(run_dir)}", *further])
+            else:  # nothing saved yet; the checkpoint this run started from
+                args = [a for a in command if not a.startswith(("ckpt_path=", "+ckpt_path=", "++ckpt_path="))]
+                resume = shlex.join(["gen-runner", *args, f"ckpt_path={show(resume_from)}"])
             what = (f"saved {show(self.saved)} at step {self.step}" if self.saved
                     else f"nothing saved at step {trainer.global_step}; the last good checkpoint is {show(resume_from)}")
             line = f"stopped by {name}: {what}; resume with: {resume}"
         else:
             line = f"stopped by {name} at step {trainer.global_step}, before anything could be saved"
         print(f"gen-runner: {line}", file=sys.stderr, flush=True)
+        if callable(self._requeue):
+            self._requeue(self.received, None)  # submitit: requeue this job and exit (rank 0); returns elsewhere
         return SystemExit(128 + self.received)
 

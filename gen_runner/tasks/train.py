@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch import seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
@@ -15,11 +16,17 @@ from gen_runner.callbacks.resume import ResumeState
 from gen_runner.checkpoints import load_checkpoint
 from gen_runner.errors import UserError
 from gen_runner.instantiate import build, build_datamodule, build_model
-from gen_runner.tasks import common
+from gen_runner.tasks import common, in_place
+from gen_runner.tasks.objective import objective_metrics
 
 __all__ = ["train"]
 
 log = logging.getLogger("gen_runner")
+
+
+def _record(ckpt: dict) -> dict:
+    """A checkpoint's run record (config, choices, data) and the step it holds."""
+    return {**ckpt["gen_runner"], "global_step": ckpt.get("global_step", 0)}
 
 
 def _readable_resume(path: str) -> tuple[str, dict]:
@@ -30,7 +37,7 @@ def _readable_resume(path: str) -> tuple[str, dict]:
     if Path(path).is_file():
         remove_orphans(directory)
     try:
-        return path, load_checkpoint(path)["gen_runner"]
+        return path, _record(load_checkpoint(path))
     except UserError as error:
         if not Path(path).is_file():
             raise
@@ -38,7 +45,7 @@ def _readable_resume(path: str) -> tuple[str, dict]:
             if candidate.samefile(path):
                 continue
             try:
-                info = load_checkpoint(candidate)["gen_runner"]
+                info = _record(load_checkpoint(candidate))
             except UserError:
                 continue
             log.warning(f"{str(error).split(';')[0]}; resuming from {candidate} instead, the newest good "
@@ -73,9 +80,9 @@ def _check_launcher(cfg: DictConfig) -> None:
     ddp = isinstance(strategy, str) and strategy.startswith("ddp") and "spawn" not in strategy
     ddp = ddp or (isinstance(strategy, DictConfig) and "DDPStrategy" in strategy.get("_target_", ""))
     launcher = str(hc.runtime.choices.get("hydra/launcher", "basic"))
-    if ddp and hc.mode.name == "MULTIRUN" and not launcher.startswith("submitit"):
+    if ddp and hc.mode.name == "MULTIRUN" and launcher not in ("slurm", "submitit_slurm"):
         raise UserError("trainer=ddp/ddp_cpu cannot run inside a local --multirun (the child ranks inherit the "
-                        "sweep); sweep one device per run, or launch on SLURM with hydra/launcher=submitit_slurm")
+                        "sweep); sweep one device per run, or launch on SLURM with hydra/launcher=slurm")
 
 
 def train(cfg: DictConfig) -> dict:
@@ -85,9 +92,21 @@ def train(cfg: DictConfig) -> dict:
     out = common.run_dir()
 
     dm = build_datamodule(cfg.data, cfg.seed, what=f"data={picked.get('data')}")
+    here = in_place.checkpoint_in(cfg, out)  # resume=<this run>, or a requeued job: continue in place
+    if here:
+        cfg.ckpt_path = str(here)
+    step = 0
     if cfg.ckpt_path:
         cfg.ckpt_path, info = _readable_resume(str(cfg.ckpt_path))
         _check_resume(cfg, info, picked, dm.describe())
+        step = info["global_step"]
+        if here:
+            in_place.check_same_run(cfg, info["config"], out)
+            if (done := in_place.finished(out, step, cfg.trainer.max_steps)) is not None:
+                log.info(f"{common.show(out)} is trained to step {step} already; its metrics.json stands")
+                common.finish({"Metrics": out / "metrics.json"}, out)
+                return done
+            log.info(f"continuing {common.show(out)} in place from step {step}")
     model = build_model(cfg.model, dm.describe(), cfg.optimizer, what=f"model={picked.get('model')}")
     model.run_info = {"config": common.container(cfg), "choices": picked}
 
@@ -100,16 +119,19 @@ def train(cfg: DictConfig) -> dict:
     last = out / "checkpoints" / "last.ckpt"
     stop = Preemption(last)  # SIGTERM/SIGINT: finish the step, save it, exit 143/130
     callbacks += [ResumeState(), stop]
-    loggers = [build(node, f"logger.{name}") for name, node in (cfg.logger or {}).items() if node]
+    loggers = [build(node, f"logger.{name}", **in_place.logger_kwargs(node, out, step))
+               for name, node in (cfg.logger or {}).items() if node]
+    # On SLURM, Lightning's own auto-requeue stays off: callbacks/preemption.py says why.
+    slurm = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False,
-                    plugins=[AtomicCheckpointIO()])
+                    plugins=[AtomicCheckpointIO(), *slurm])
 
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     except BaseException as error:
         if not stop.stopped(error):
             raise
-        exit_ = stop.exit(trainer, ["train", *HydraConfig.get().overrides.task], show=common.show)
+        exit_ = stop.exit(trainer, out, ["train", *HydraConfig.get().overrides.task], show=common.show)
         common.finish({}, out)
         raise exit_ from None
     finally:
@@ -126,6 +148,11 @@ def train(cfg: DictConfig) -> dict:
         "metrics": "final logged values; flows: val/nll in nats per example, val/bpd bits per dimension "
                    "of the discrete data under uniform dequantization",
     }
+    if cfg.optimized_metric and cfg.optimized_metric not in metrics:
+        found, how = objective_metrics(cfg.optimized_metric, model, dm, cfg.eval, cfg.seed,
+                                       common.device_for(cfg.trainer))
+        metrics.update(found)
+        protocol.update(how)
     common.write_metrics(out, metrics, protocol)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
