@@ -282,15 +282,6 @@ def main(argv: list[str] | None = None) -> None:
         args = report_dirs_override(args)
     if command == "sample":
         args = quoted_input(args)
-    if command == "train":
-        check_extras(args)
-        from gen_runner.errors import UserError
-        from gen_runner.tasks.in_place import resume_args
-
-        try:
-            args = resume_args(args)
-        except UserError as e:
-            fail(str(e))
 
     import hydra
 
@@ -298,6 +289,16 @@ def main(argv: list[str] | None = None) -> None:
 
     register()
     register_resolvers()
+    if command == "train":
+        check_extras(args)
+        from gen_runner.errors import UserError
+        from gen_runner.tasks.in_place import resume_args
+        from gen_runner.tasks.search import resumed_search_args
+
+        try:
+            args = resumed_search_args(resume_args(args), CONFIG_DIR)
+        except UserError as e:
+            fail(str(e))
     check_config(command, args)
     original = list(sys.argv)
 
