@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from measure import mean_se
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "gen_runner"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
@@ -62,12 +64,6 @@ def domain_files(out: Path) -> dict[str, Path]:
         files[name] = out / f"{name}.npz"
         np.savez(files[name], x=x.numpy(), y=y.numpy())
     return files
-
-
-def mean_se(values: list[float]) -> str:
-    v = np.asarray(values, dtype=float)
-    se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return f"{v.mean():.3f} ± {se:.3f}"
 
 
 def main() -> None:

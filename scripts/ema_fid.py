@@ -18,20 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) / math.sqrt(len(values)):.3f}"
+from measure import mean_se
 
 
 def gen_runner(*args: str) -> None:

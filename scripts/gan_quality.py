@@ -20,11 +20,12 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from measure import mean_se
 
 DIGITS16 = ["data.size=16", "data.fit=resize"]
 PRESETS = {"dcgan": ["experiment=dcgan_digits"], "wgan_gp": ["model=wgan_gp", "data=digits"],
@@ -36,14 +37,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 
 def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gen_runner", *args]
-
-
-def mean_se(values: list[float], digits: int = 3) -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values) / math.sqrt(len(values)):.{digits}f}"
 
 
 def train_together(runs: dict[str, list[str]], out: Path) -> dict[str, float]:

@@ -19,7 +19,8 @@ import resource
 import time
 from pathlib import Path
 
-from pix2pix_table import classifier, mean_se, train_and_score
+from measure import mean_se
+from pix2pix_table import classifier, train_and_score
 
 ARMS = {"L2 alone": ("l2", ["model.adversarial_weight=0"]), "L2 + adversarial": ("l2_adv", [])}
 SMALL = ["model.generator.base_channels=16", "model.discriminator.base_channels=16", "callbacks=minimal", "~logger"]
@@ -42,8 +43,8 @@ def main() -> None:
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = ["| loss | FID | KID x 100 | L1 error | PSNR (dB) | class accuracy |", "|---|---|---|---|---|---|"]
     for arm, runs in found.items():
-        cells = [mean_se([r["fid"] for r in runs]), mean_se([100 * r["kid"] for r in runs]),
-                 mean_se([r["l1"] for r in runs], 3), mean_se([r["psnr"] for r in runs]),
+        cells = [mean_se([r["fid"] for r in runs], 2), mean_se([100 * r["kid"] for r in runs], 2),
+                 mean_se([r["l1"] for r in runs], 3), mean_se([r["psnr"] for r in runs], 2),
                  mean_se([r["class_accuracy"] for r in runs], 3)]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += ["", f"FID(L2 + adversarial) < FID(L2 alone) in {sum(wins)} of {len(wins)} seeds.", "",

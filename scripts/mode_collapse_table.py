@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from measure import mean_se
 
 MODELS = ["gan", "unrolled_gan", "veegan", "pacgan2", "pacgan3", "pacgan4", "mbd_gan", "wgan_gp"]
 DATASETS = ["ring8", "grid25"]
@@ -52,19 +52,13 @@ def gen_runner(*args: str, threads: int | None = None) -> None:
     subprocess.run([sys.executable, "-m", "gen_runner", *args], check=True, env=env)
 
 
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / math.sqrt(len(values)):.2f}"
-
-
 def table(results: dict[tuple[str, str], list[dict]], models: list[str], datasets: list[str]) -> str:
     lines = ["| data | model | modes | high quality % | reverse KL | published (modes / HQ % / rKL) |",
              "|---|---|---|---|---|---|"]
     for ds in datasets:
         for model in models:
             runs = results.get((ds, model), [])
-            ours = [mean_se([r[m] for r in runs]) if runs else "-" for m in METRICS]
+            ours = [mean_se([r[m] for r in runs], 2) if runs else "-" for m in METRICS]
             published = "; ".join(f"{src}: {m} / {hq} / {'-' if kl is None else kl}"
                                   for src, m, hq, kl in PUBLISHED.get((ds, model), [])) or "-"
             lines.append(f"| {ds} | {model} | {' | '.join(ours)} | {published} |")

@@ -20,14 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import resource
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from measure import gen_runner, mean_se
 
 SMALL = ["model.generator.base_channels=16", "model.discriminator.base_channels=16", "callbacks=minimal", "~logger"]
 # arm -> (run name, overrides)
@@ -39,26 +36,12 @@ PATCHES = {"1x1 (PixelGAN)": ("patch1", ["model.discriminator.patch=1"]),
 METRICS = ("l1", "fid", "kid", "class_accuracy")
 
 
-def gen_runner(*args: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "gen_runner", *args], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"gen-runner {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-
-
-def mean_se(values: list[float], digits: int = 2) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values) / math.sqrt(len(values)):.{digits}f}"
-
-
 def classifier(out: Path) -> Path:
     """The digits feature classifier at 16x16 (trained once per output folder)."""
     run = out / "classifier"
     if not (run / "checkpoints/last.ckpt").is_file():
         gen_runner("train", "experiment=classifier_digits", "data.size=16", "data.fit=resize", "callbacks=minimal",
-                   "~logger", f"hydra.run.dir={run}")
+                   "~logger", f"hydra.run.dir={run}", nice=True)
     return run / "checkpoints/last.ckpt"
 
 
@@ -66,20 +49,20 @@ def train_and_score(out: Path, name: str, train: list[str], features: Path, num_
     """Train (unless done), then eval on the test split; the metrics."""
     run, evaluated = out / "train" / name, out / "eval" / name
     if not (run / "checkpoints/last.ckpt").is_file():
-        gen_runner("train", *train, f"hydra.run.dir={run}")
+        gen_runner("train", *train, f"hydra.run.dir={run}", nice=True)
     if not (evaluated / "metrics.json").is_file():
         gen_runner("eval", f"ckpt_path={run / 'checkpoints/last.ckpt'}", "eval.features=classifier",
                    f"eval.features_ckpt={features}", "eval.metrics=[fid,kid]", f"eval.num_samples={num_samples}",
                    "eval.kid_subset_size=100", f"eval.cache_dir={out / 'cache'}", "~logger",
-                   f"hydra.run.dir={evaluated}")
+                   f"hydra.run.dir={evaluated}", nice=True)
     return json.loads((evaluated / "metrics.json").read_text())
 
 
 def table(rows: dict[str, list[dict]], first: str) -> list[str]:
     lines = [f"| {first} | L1 error | FID | KID x 100 | class accuracy |", "|---|---|---|---|---|"]
     for arm, found in rows.items():
-        cells = [mean_se([f["l1"] for f in found], 3), mean_se([f["fid"] for f in found]),
-                 mean_se([100 * f["kid"] for f in found]), mean_se([f["class_accuracy"] for f in found], 3)]
+        cells = [mean_se([f["l1"] for f in found], 3), mean_se([f["fid"] for f in found], 2),
+                 mean_se([100 * f["kid"] for f in found], 2), mean_se([f["class_accuracy"] for f in found], 3)]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines
 

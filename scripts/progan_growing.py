@@ -14,31 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import resource
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from measure import gen_runner, mean_se
+
 DIGITS16 = ["data.size=16", "data.fit=resize"]
 ARMS = {"growing 4 -> 16": [], "fixed 16x16": ["model.schedule.start_resolution=16"]}
-
-
-def gen_runner(*args: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run(["nice", "-n", "10", sys.executable, "-m", "gen_runner", *args], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(f"gen-runner {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-
-
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / math.sqrt(len(values)):.2f}"
 
 
 def main() -> None:
@@ -52,7 +35,7 @@ def main() -> None:
     classifier = out / "classifier"
     if not (classifier / "checkpoints/last.ckpt").is_file():
         gen_runner("train", "experiment=classifier_digits", *DIGITS16, "callbacks=minimal",
-                   f"hydra.run.dir={classifier}")
+                   f"hydra.run.dir={classifier}", nice=True)
     fid: dict[tuple[str, str], list[float]] = {}
     for seed in seeds:
         for arm, overrides in ARMS.items():
@@ -60,18 +43,18 @@ def main() -> None:
             if not (run / "checkpoints/last.ckpt").is_file():
                 gen_runner("train", "experiment=progan_digits", *overrides, f"seed={seed}",
                            f"trainer.max_steps={args.steps}", "callbacks=minimal", "logger=csv",
-                           f"hydra.run.dir={run}")
+                           f"hydra.run.dir={run}", nice=True)
             for weights in ("ema", "raw"):
                 evaluated = out / "eval" / f"{run.name}-{weights}"
                 if not (evaluated / "metrics.json").is_file():
                     gen_runner("eval", f"ckpt_path={run / 'checkpoints/last.ckpt'}", "eval.features=classifier",
                                f"eval.features_ckpt={classifier / 'checkpoints/last.ckpt'}", "eval.metrics=[fid]",
                                "eval.split=all", "eval.num_samples=2000", f"eval.weights={weights}",
-                               f"eval.cache_dir={out / 'cache'}", f"hydra.run.dir={evaluated}")
+                               f"eval.cache_dir={out / 'cache'}", f"hydra.run.dir={evaluated}", nice=True)
                 fid.setdefault((arm, weights), []).append(json.loads((evaluated / "metrics.json").read_text())["fid"])
     cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     lines = ["| schedule | FID, EMA G | FID, raw G |", "|---|---|---|"]
-    lines += [f"| {arm} | {mean_se(fid[arm, 'ema'])} | {mean_se(fid[arm, 'raw'])} |" for arm in ARMS]
+    lines += [f"| {arm} | {mean_se(fid[arm, 'ema'], 2)} | {mean_se(fid[arm, 'raw'], 2)} |" for arm in ARMS]
     lines.append(f"\nDigits at 16x16, {args.steps} steps of 16 images, seeds {args.seeds}; mean ± s.e.; "
                  f"{(cpu.ru_utime + cpu.ru_stime) / 60:.1f} CPU-minutes in this invocation.")
     text = "\n".join(lines)

@@ -17,11 +17,7 @@ N seeds at once (one torch thread each).
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import statistics
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,20 +27,12 @@ import torch
 
 from gen_runner.metrics.features import ClassifierFeatures
 
-
-def gen_runner(out: Path, *args: str) -> Path:
-    """Runs `gen-runner <args>` (one torch thread) and returns the run directory it reports."""
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "gen_runner", *args, f"paths.root={out}"],
-                          check=True, env=env, capture_output=True, text=True)
-    line = next(line for line in reversed((proc.stdout + proc.stderr).splitlines()) if line.startswith("Run directory:"))
-    return Path(line.split(":", 1)[1].strip())
+from measure import gen_runner, mean_se
 
 
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.1f}%"
-    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values) / math.sqrt(len(values)):.1f}%"
+def run_below(out: Path, *args: str) -> Path:
+    """`gen-runner <args>` with its runs below `out`; the run directory it reports."""
+    return gen_runner(*args, f"paths.root={out}")
 
 
 def shares(grid: np.ndarray, rows: int, columns: int, classify) -> tuple[float, float, int]:
@@ -71,7 +59,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    classifier = args.classifier or gen_runner(args.out, "train", "experiment=classifier_digits", "data.size=16",
+    classifier = args.classifier or run_below(args.out, "train", "experiment=classifier_digits", "data.size=16",
                                                "callbacks=minimal") / "checkpoints/last.ckpt"
     features = ClassifierFeatures(str(classifier), torch.device("cpu"))
 
@@ -80,7 +68,7 @@ def main() -> None:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     def train(seed: int) -> Path:
-        return gen_runner(args.out, "train", "experiment=stylegan_digits", f"seed={seed}", "callbacks=minimal",
+        return run_below(args.out, "train", "experiment=stylegan_digits", f"seed={seed}", "callbacks=minimal",
                           *([f"trainer.max_steps={args.steps}"] if args.steps else [])) / "checkpoints/last.ckpt"
 
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -88,7 +76,7 @@ def main() -> None:
     results: dict[str, list[tuple[float, float, int]]] = {"coarse": [], "middle": []}
     for i, ckpt in enumerate(checkpoints):
         for styles in results:
-            run = gen_runner(args.out, "sample", f"ckpt_path={ckpt}", "mode=mixing", f"mode.styles={styles}",
+            run = run_below(args.out, "sample", f"ckpt_path={ckpt}", "mode=mixing", f"mode.styles={styles}",
                              f"mode.rows={args.rows}", f"mode.columns={args.columns}", f"seed={100 + i}")
             results[styles].append(shares(np.load(run / "samples/samples.npy"), args.rows, args.columns, classify))
 
@@ -99,7 +87,7 @@ def main() -> None:
              "|---|---|---|---|"]
     for styles, rows in results.items():
         what = "coarse (4x4-8x8), B the rest" if styles == "coarse" else "16x16 (middle), B the coarse"
-        lines.append(f"| {what} | {mean_se([r[0] for r in rows])} | {mean_se([r[1] for r in rows])} | "
+        lines.append(f"| {what} | {mean_se([r[0] for r in rows], 1, percent=True)} | {mean_se([r[1] for r in rows], 1, percent=True)} | "
                      f"{sum(r[2] for r in rows)} |")
     coarse = statistics.mean(r[0] for r in results["coarse"]), statistics.mean(r[1] for r in results["coarse"])
     lines += ["", f"Target (coarse from A): A's class >= 80% and B's <= 20%: "

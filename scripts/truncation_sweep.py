@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from measure import mean_se
+
 COLUMNS = ("precision", "recall", "density", "coverage", "class_accuracy", "fid")
-
-
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) / math.sqrt(len(values)):.3f}"
 
 
 def monotone(means: list[float], rising: bool) -> bool:

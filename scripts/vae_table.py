@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from measure import gen_runner, mean_se
 
 POSTERIORS = ["diagonal", "planar", "radial", "sylvester_orthogonal", "sylvester_householder",
               "sylvester_triangular", "iaf"]
@@ -38,17 +35,6 @@ PAPERS = {
     ("sylvester_householder", 4): "vdB 2018: 83.40 (K = 16, H = 8)",
     ("iaf", 4): "vdB 2018: 84.20 (K = 16)",
 }
-
-
-def gen_runner(*args: str) -> None:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "gen_runner", *args], check=True, env=env)
-
-
-def mean_se(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) / math.sqrt(len(values)):.2f}"
 
 
 def main() -> None:
@@ -79,7 +65,7 @@ def train_and_evaluate(args) -> float:
         grids.append((args.out / "train_planar", ["model.posterior=planar",
                                                   f"model.flow_length={','.join(map(str, PLANAR_LENGTHS))}"]))
     for sweep, grid in grids:
-        gen_runner("train", "--multirun", *common, *grid, f"hydra.sweep.dir={sweep}")
+        gen_runner("train", "--multirun", *common, *grid, f"hydra.sweep.dir={sweep}", quiet=False)
     trained = time.perf_counter() - start
     checkpoints = sorted(str(p) for sweep, _ in grids for p in sweep.glob("*/checkpoints/last.ckpt"))
     gen_runner("eval", "--multirun", f"ckpt_path={','.join(checkpoints)}", f"eval.iw_samples={args.iw_samples}",
@@ -103,11 +89,11 @@ def table(args, trained: float | None) -> str:
              "|---|---|---|---|---|---|---|"]
     for (posterior, k), runs in sorted(results.items(), key=lambda item: (order[item[0][0]], item[0][1] or 0)):
         paired = [s for s in runs if s in base]
-        cells = [mean_se([v[i] for v in runs.values()]) for i in (0, 1)]
-        cells += [mean_se([runs[s][i] - base[s][i] for s in paired]) if paired else "-" for i in (0, 1)]
+        cells = [mean_se([v[i] for v in runs.values()], 2) for i in (0, 1)]
+        cells += [mean_se([runs[s][i] - base[s][i] for s in paired], 2) if paired else "-" for i in (0, 1)]
         lines.append(f"| {posterior} | {k or '-'} | {' | '.join(cells)} | {PAPERS.get((posterior, k), '')} |")
     seeds = sorted({len(v) for v in results.values()})
-    return (f"# VAE posteriors on binarised MNIST, laptop scale\n\n" + "\n".join(lines) +
+    return ("# VAE posteriors on binarised MNIST, laptop scale\n\n" + "\n".join(lines) +
             f"\n\nMean ± standard error over {'/'.join(map(str, seeds))} seed(s) (each seed its own data split; the "
             f"differences paired by seed); {args.steps} steps of 100 images (KL warm-up over {args.steps // 2}), IW "
             f"bound with {args.iw_samples} samples, 1,000 test images (nats)."
