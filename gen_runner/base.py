@@ -232,3 +232,25 @@ class GenerativeModule(RunnerModule):
         if not self.is_image:
             raise UserError("eval.features applies to images; this model generates points")
         return image_metrics(ctx)
+
+
+class Autoencoding(GenerativeModule):
+    """A generator with an encoder (BiGAN and VEEGAN beside GANModule, VAEs): `reconstruction(x)` maps data as
+    delivered to its reconstruction as shown (images in [0, 1], or points), and the `reconstruct`
+    sample mode draws test examples beside their reconstructions."""
+
+    def reconstruction(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @sample_mode("the first num_samples test examples in rows of `mode.steps`, each row followed by its "
+                 "reconstructions (BiGAN, VEEGAN: G(E(x)); VAEs: decoded from the posterior's flow applied "
+                 "to its mean)")
+    def reconstruct(self, request: SampleRequest) -> Drawn:
+        if request.labels is not None:
+            raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
+        x = request.data().images("test", request.num_samples)
+        step = request.batch_size or len(x)
+        recon = torch.cat([self.reconstruction(x[i : i + step]).cpu() for i in range(0, len(x), step)])
+        steps = request.options["steps"]
+        rows = [part for pair in zip(torch.split(self.to_unit(x), steps), torch.split(recon, steps)) for part in pair]
+        return Drawn(torch.cat(rows), None, [len(r) for r in rows])

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
-from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mode
-from gen_runner.errors import UserError
+from gen_runner.base import Autoencoding
+from gen_runner.capabilities import eval_metric
 from gen_runner.gans.module import GANBatch, GANModule, Losses
 from gen_runner.metrics.inference import inference_metrics
 from gen_runner.gans.objectives import Objective
@@ -40,7 +40,7 @@ from gen_runner.gans.objectives import Objective
 __all__ = ["BiGANModule"]
 
 
-class BiGANModule(GANModule):
+class BiGANModule(GANModule, Autoencoding):
     """The GAN loop with an `encoder(data_shape, latent_dim)` and a
     `discriminator(data_shape, latent_dim)` of (x, z) pairs; the losses pair the batch's fakes
     with their z (`GANBatch.noise`)."""
@@ -92,18 +92,6 @@ class BiGANModule(GANModule):
 
     def generator_parameters(self) -> Iterable[nn.Parameter]:
         return itertools.chain(self.generator.parameters(), self.encoder.parameters())
-
-    @sample_mode("the first num_samples test examples in rows of `mode.steps`, each row followed by its "
-                 "reconstructions G(E(x))")
-    def reconstruct(self, request: SampleRequest) -> Drawn:
-        if request.labels is not None:
-            raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
-        x = request.data().images("test", request.num_samples)
-        step = request.batch_size or len(x)
-        recon = torch.cat([self.reconstruction(x[i : i + step]).cpu() for i in range(0, len(x), step)])
-        steps = request.options["steps"]
-        rows = [part for pair in zip(torch.split(self.to_unit(x), steps), torch.split(recon, steps)) for part in pair]
-        return Drawn(torch.cat(rows), None, [len(r) for r in rows])
 
     @eval_metric("reconstruction_mse; labelled data: probe_accuracy (a linear probe on E(x))")
     def inference(self, ctx):

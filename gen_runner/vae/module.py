@@ -41,8 +41,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gen_runner.base import GenerativeModule
-from gen_runner.capabilities import Drawn, SampleRequest, eval_metric, sample_mode
+from gen_runner.base import Autoencoding
+from gen_runner.capabilities import eval_metric
 from gen_runner.errors import UserError
 from gen_runner.metrics.context import pooled
 from gen_runner.vae.posteriors import HALF_LOG_2PI, Posterior, make_flow
@@ -52,7 +52,7 @@ __all__ = ["VAEModule"]
 IW_CHUNK = 10_000  # decoded (sample, example) pairs per pass of the importance-weighted bound
 
 
-class VAEModule(GenerativeModule):
+class VAEModule(Autoencoding):
     family = "vae"
     temperature_means = "scales the prior's standard deviation, z = T eps (NVAE's reduced temperature)"
 
@@ -150,18 +150,6 @@ class VAEModule(GenerativeModule):
         h = self.encoder(x)
         z, _ = self.posterior(h, torch.zeros(len(x), self.latent_dim, device=self.device))
         return torch.sigmoid(self.decoder(z))
-
-    @sample_mode("the first num_samples test examples in rows of `mode.steps`, each row followed by its "
-                 "reconstructions (decoded from the posterior's flow applied to its mean)")
-    def reconstruct(self, request: SampleRequest) -> Drawn:
-        if request.labels is not None:
-            raise UserError("mode=reconstruct draws data examples, not classes; drop labels/per_class")
-        x = request.data().images("test", request.num_samples)
-        step = request.batch_size or len(x)
-        recon = torch.cat([self.reconstruction(x[i : i + step]).cpu() for i in range(0, len(x), step)])
-        steps = request.options["steps"]
-        rows = [part for pair in zip(torch.split(x.float(), steps), torch.split(recon, steps)) for part in pair]
-        return Drawn(torch.cat(rows), None, [len(r) for r in rows])
 
     @eval_metric("neg_elbo, nll_iw (nats per example; eval.iw_samples posterior samples, the papers use 5000)")
     def likelihood_bounds(self, ctx):
