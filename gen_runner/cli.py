@@ -189,6 +189,28 @@ def check_extras(args: list[str]) -> None:
                  f"pip install 'gen-runner[{extra}]' (or pip install -e '.[{extra}]' in a clone)")
 
 
+def check_slurm_shape(args: list[str]) -> None:
+    """hydra/launcher=slurm starts one task per device (tasks_per_node = trainer.devices): a count, not
+    -1 (all visible GPUs, which SLURM cannot know before the job runs)."""
+    if not any(a.startswith("hydra/launcher=slurm") and a != "hydra/launcher=slurm_local" for a in args):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    plain = [a for a in args if not a.startswith("-") and "=" in a and not any(c in a for c in ",()")]
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            devices = compose("train", overrides=plain).trainer.get("devices")
+    except Exception as e:  # composition errors: reported by Hydra itself
+        devices = 1
+        del e
+    finally:
+        GlobalHydra.instance().clear()
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        fail(f"hydra/launcher=slurm starts one task per device, but trainer.devices={devices}: pass "
+             "trainer.devices=<GPUs per node> (and trainer.num_nodes=<nodes>)")
+
+
 def _complete_query() -> None:
     """Hydra's shell completion sees the line without the command word."""
     line = os.environ.get("COMP_LINE", "")
@@ -291,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
     register_resolvers()
     if command == "train":
         check_extras(args)
+        check_slurm_shape(args)
         from gen_runner.errors import UserError
         from gen_runner.tasks.in_place import resume_args
         from gen_runner.tasks.search import resumed_search_args

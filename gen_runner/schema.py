@@ -60,7 +60,7 @@ class TrainConfig(_RunConfig):
     temperature: float = 1.0
     resume: Optional[str] = None  # a run directory: continue that run in place (tasks/in_place.py)
     optimized_metric: Optional[str] = None  # what `train` returns to a hyperparameter search (tasks/objective.py)
-    eval: Optional[EvalOptions] = None  # the eval metrics' options when optimized_metric is one (split: val)
+    eval: EvalOptions = field(default_factory=lambda: EvalOptions(split="val"))  # optimized_metric's eval options
 
 
 @dataclass

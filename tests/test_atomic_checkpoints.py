@@ -110,3 +110,58 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     mine = tmp_path / f"step=3.ckpt.{os.getpid()}.tmp"  # a save in progress in this process: kept
     mine.write_bytes(b"")
     assert remove_orphans(tmp_path) == [orphan] and mine.exists()
+
+
+def test_sigkill_at_random_moments_of_slow_writes_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    """A forked writer saves step files and swaps last.ckpt to each (as Checkpoint does), through a
+    writer slowed to many small flushed chunks; SIGKILL lands at a random moment (seeded). Every time,
+    last.ckpt loads and holds the newest step whose swap finished (or the one before), every step file
+    loads, at most one *.tmp is left, and remove_orphans clears it."""
+    import io
+    import random
+    import signal
+    import time
+
+    import gen_runner.callbacks.checkpoint as module
+
+    def slow_write(tmp, fill):
+        with open(tmp, "wb") as f:
+            buffer = io.BytesIO()
+            fill(buffer)
+            data = buffer.getvalue()
+            for i in range(0, len(data), 4096):
+                f.write(data[i:i + 4096])
+                f.flush()
+                time.sleep(0.0005)
+            os.fsync(f.fileno())
+
+    monkeypatch.setattr(module, "_write_synced", slow_write)
+    rng = random.Random(16)
+    payload = torch.zeros(20_000)  # an 80 kB checkpoint: ~20 chunks, ~10-20 ms a save
+    mid_write = 0
+    for trial in range(12):
+        directory = tmp_path / f"kill{trial}"
+        directory.mkdir()
+        module.atomic_save({"global_step": 0, "w": payload}, directory / "step=0.ckpt")
+        module._atomic_link(directory / "step=0.ckpt", directory / "last.ckpt")
+        pid = os.fork()
+        if pid == 0:  # the writer: saves until killed
+            for step in range(1, 10_000):
+                module.atomic_save({"global_step": step, "w": payload + step}, directory / f"step={step}.ckpt")
+                module._atomic_link(directory / f"step={step}.ckpt", directory / "last.ckpt")
+                (directory / f"swapped.{step}").touch()  # (a name: a kill cannot leave it half-written)
+            os._exit(0)
+        time.sleep(rng.uniform(0.005, 0.2))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        swapped = max((int(p.suffix[1:]) for p in directory.glob("swapped.*")), default=0)
+        last = load(directory / "last.ckpt")
+        assert last["global_step"] in (swapped, swapped + 1), (trial, swapped, last["global_step"])
+        assert torch.equal(last["w"], payload + last["global_step"])
+        for path in directory.glob("step=*.ckpt"):
+            assert load(path)["global_step"] == int(path.stem.removeprefix("step="))
+        temps = list(directory.glob("*.tmp"))
+        assert len(temps) <= 1
+        assert remove_orphans(directory) == temps and not list(directory.glob("*.tmp"))
+        mid_write += bool(temps)
+    assert mid_write >= 3  # most kills landed inside a write, not between saves

@@ -135,4 +135,12 @@ class FlowModule(GenerativeModule):
 
     @eval_metric("nll; images: bpd (the importance-weighted dequantization bound, eval.iw_samples)")
     def likelihood(self, ctx):
-        return likelihood_metrics(ctx)
+        # Transforms with a stochastic log-det (residual flows) take the exact one out of training for
+        # inputs of at most `exact_max_dim` dimensions: eval.exact_logdet_max_dim sets it for the run.
+        blocks = [m for m in self.flow.modules() if hasattr(m, "exact_max_dim")]
+        for block in blocks:
+            block.exact_max_dim = ctx.options.exact_logdet_max_dim
+        metrics, protocol = likelihood_metrics(ctx)
+        if blocks:
+            protocol["exact_logdet_max_dim"] = ctx.options.exact_logdet_max_dim
+        return metrics, protocol

@@ -22,8 +22,9 @@ from gen_runner.errors import UserError
 
 __all__ = ["resume_args", "checkpoint_in", "check_same_run", "finished", "logger_kwargs"]
 
-# Config keys a resume may change: where files go, what to resume from, and how far to train.
-MAY_CHANGE = ("ckpt_path", "resume", "trainer.max_steps", "paths")
+# Config keys a resume may change: where files go, what to resume from, how far to train, and what a
+# search reads at the end (not the training).
+MAY_CHANGE = ("ckpt_path", "resume", "trainer.max_steps", "paths", "optimized_metric", "eval")
 _NOT_REPLAYED = ("resume", "ckpt_path")
 
 

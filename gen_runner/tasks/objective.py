@@ -19,12 +19,12 @@ __all__ = ["objective_metrics"]
 
 def objective_metrics(name: str, model, datamodule, options, seed: int, device) -> tuple[dict, dict]:
     """(metrics, protocol) of the eval metrics of `model` that produce `name`, with the eval `options`
-    (the train config's `eval:`, which the presets set to the val split)."""
+    (the train config's `eval.*`, whose split defaults to val there)."""
     from gen_runner.metrics.context import EvalContext
 
-    if options is None or options.split not in ("val", "train"):
-        raise UserError(f"optimized_metric={name} is an eval metric: pass eval={{split:val}} (never tune on "
-                        "the test split), as the hparams_search presets do")
+    if options.split not in ("val", "train"):
+        raise UserError(f"optimized_metric={name} with eval.split={options.split}: pass eval.split=val (a search "
+                        "must not tune on the test split)")
     ctx = EvalContext(model.eval().to(device), datamodule, options, seed=seed, temperature=1.0, device=device,
                       data_key=None, make_extractor=lambda: None)
     declared = eval_metrics(model)

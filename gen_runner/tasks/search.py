@@ -7,7 +7,8 @@ the preset's storage, counts its completed trials and passes the plugin `n_trial
 the same command run again runs only the missing trials (TPE conditioned on all of them), then the
 plugin prints the best parameters and value as at the end of every search (also in
 <sweep dir>/optimization_results.yaml). Trials a killed search left RUNNING (optuna 2.10 keeps no
-heartbeat) are marked FAIL and redone. A sqlite storage's folder is created. The objective is what
+heartbeat) are marked FAIL and redone. A seeded sampler gets seed + the completed trials, so it does
+not propose the first trials' parameters again. A sqlite storage's folder is created. The objective is what
 `gen-runner train` returns for `optimized_metric` (tasks/objective.py).
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ __all__ = ["resumed_search_args"]
 log = logging.getLogger("gen_runner")
 
 
-def _study_settings(args: list[str], config_dir: Path) -> tuple[str | None, str | None, int]:
-    """(storage, study_name, n_trials) of the sweeper the arguments compose (sweep values left out)."""
+def _study_settings(args: list[str], config_dir: Path) -> tuple[str | None, str | None, int, int | None]:
+    """(storage, study_name, n_trials, sampler seed) of the sweeper the arguments compose (sweep values
+    left out)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -31,7 +33,8 @@ def _study_settings(args: list[str], config_dir: Path) -> tuple[str | None, str 
         with initialize_config_dir(str(config_dir), version_base="1.3"):
             cfg = compose("train", overrides=keep, return_hydra_config=True)
             sweeper = cfg.hydra.sweeper
-            return sweeper.get("storage"), sweeper.get("study_name"), int(sweeper.n_trials)
+            seed = sweeper.get("sampler", {}).get("seed")
+            return sweeper.get("storage"), sweeper.get("study_name"), int(sweeper.n_trials), seed
     finally:
         GlobalHydra.instance().clear()
 
@@ -40,7 +43,7 @@ def resumed_search_args(args: list[str], config_dir: Path) -> list[str]:
     """`args` with `hydra.sweeper.n_trials` lowered by the trials the study has completed already."""
     if not any(a.startswith("hparams_search=") for a in args):
         return args
-    storage, name, total = _study_settings(args, config_dir)
+    storage, name, total, seed = _study_settings(args, config_dir)
     if not storage or not name:
         return args
     if storage.startswith("sqlite:///"):
@@ -59,4 +62,7 @@ def resumed_search_args(args: list[str], config_dir: Path) -> list[str]:
         done += trial.state == optuna.trial.TrialState.COMPLETE
     left = max(total - done, 0)
     print(f"gen-runner: study {name} has {done} of {total} trials done; running {left} more", flush=True)
-    return [a for a in args if not a.startswith("hydra.sweeper.n_trials=")] + [f"hydra.sweeper.n_trials={left}"]
+    # A seeded sampler restarted with its seed would propose the first trials' parameters again.
+    reseed = [f"hydra.sweeper.sampler.seed={seed + done}"] if seed is not None else []
+    return [a for a in args if not a.startswith(("hydra.sweeper.n_trials=", "hydra.sweeper.sampler.seed="))] + [
+        f"hydra.sweeper.n_trials={left}", *reseed]
