@@ -36,7 +36,8 @@ from gen_runner.data import toy
 from gen_runner.schema import register
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn"]
+MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn", "iresnet",
+          "residual_flow"]
 DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
 SIZE = {"num_layers": 5, "hidden": [64, 64]}
 FIXED_WIDTH = ("maf", "nsf", "nsf_ar")  # the reference's size

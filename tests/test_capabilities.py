@@ -32,6 +32,8 @@ TRANSLATION_METRICS = ["fidelity", "paired", "class_preservation"]
     ("veegan", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "modes", "inference"]),
     ("ssgan", GENERATOR_MODES, ["fidelity", "modes", "classification"]),
     ("realnvp", GENERATOR_MODES, ["fidelity", "likelihood"]),
+    ("iresnet", GENERATOR_MODES, ["fidelity", "likelihood"]),
+    ("residual_flow", GENERATOR_MODES, ["fidelity", "likelihood"]),
     ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
     ("pix2pix", ["translate"], TRANSLATION_METRICS),
     ("context_encoder", ["translate"], TRANSLATION_METRICS),
