@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from gen_runner.checkpoints import load_checkpoint
@@ -33,3 +34,17 @@ def test_two_deterministic_runs_are_bit_identical(tmp_path):
         assert torch.equal(value, ckpt_b[key]), key
     samples = sorted(p.relative_to(a) for p in (a / "samples").rglob("*") if p.is_file())
     assert samples and all((a / p).read_bytes() == (b / p).read_bytes() for p in samples)
+
+
+@pytest.mark.slow
+def test_model_compile_trains_a_few_steps_on_cpu(tmp_path):
+    """model.compile=true (torch.compile of the nets, ~20 s of compilation on a CPU): the run trains and
+    its checkpoint has the same weight names as an uncompiled one."""
+    runs = {}
+    for flag in ("false", "true"):
+        out = tmp_path / flag
+        out.mkdir()
+        plain = [a for a in RUN if not a.startswith("callbacks.")]
+        train(compose_config("train", [*plain, "trainer.max_steps=2", f"model.compile={flag}", "callbacks=minimal"], out))
+        runs[flag] = load_checkpoint(out / "checkpoints" / "last.ckpt")["state_dict"]
+    assert list(runs["true"]) == list(runs["false"])

@@ -51,11 +51,14 @@ class FlowModule(GenerativeModule):
 
     def __init__(self, flow: Callable[..., nn.Module], data: dict,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 dequantization: str = "uniform", variational: Mapping | None = None, warmup_steps: int = 0):
+                 dequantization: str = "uniform", variational: Mapping | None = None, warmup_steps: int = 0,
+                 compile: bool = False):
         """`dequantization`: "uniform" or "variational" (images); `variational`: the keyword
         arguments of `VariationalDequantization` (used with "variational"); `warmup_steps`: the
-        learning rate rises linearly from lr / warmup_steps to lr over that many steps (Glow)."""
+        learning rate rises linearly from lr / warmup_steps to lr over that many steps (Glow);
+        `compile`: torch.compile the flow's log_prob for training (weights' names unchanged)."""
         super().__init__(data, optimizer)
+        self.compile_nets = compile
         if warmup_steps < 0:
             raise ValueError(f"model.warmup_steps={warmup_steps}: give 0 (no warmup) or more steps")
         self.warmup_steps = warmup_steps
@@ -72,6 +75,10 @@ class FlowModule(GenerativeModule):
             self.dequantizer = (UniformDequantization(self.num_levels) if dequantization == "uniform" else
                                 VariationalDequantization(self.data_shape, self.num_levels, **(variational or {})))
         self._val_generator: torch.Generator | None = None
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.compile_nets:
+            self.flow.log_prob = torch.compile(self.flow.log_prob)
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None,
                  num_samples: int = 1) -> torch.Tensor:

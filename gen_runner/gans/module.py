@@ -115,8 +115,10 @@ class GANModule(GenerativeModule):
         ema_decay: float | None = None,
         ema_half_life_kimg: float | None = None,
         ema_warmup: bool = True,
+        compile: bool = False,
     ):
         super().__init__(data, optimizer)
+        self.compile_nets = compile  # torch.compile G's and D's forward for training (weights' names unchanged)
         if latent not in ("normal", "uniform"):
             raise ValueError(f"model.latent={latent!r}: choose normal or uniform")
         if pack < 1:
@@ -173,6 +175,9 @@ class GANModule(GenerativeModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.attach_ema()
+            if self.compile_nets:
+                self.generator.compile()
+                self.discriminator.compile()
 
     def attach_ema(self) -> None:
         if self.ema_schedule is not None and self.generator_ema is None:
