@@ -10,7 +10,9 @@ layers) with 2 hidden layers, batch 256, Adam lr 1e-3 with cosine decay to 0, 10
 drawn once, NLL on 20k fresh points. MAF and NSF use 2 x 64 units like the reference; every other
 flow gets the width h (2 x h units) that brings its parameter count closest to MAF's, the equal
 budget (`--budget N` to choose another). The UMNN's integrand is shrunk (2 x 32 units, 8-dim
-embedding, 20 quadrature steps) so that it trains at a comparable speed. The gap is mean(-log q(x))
+embedding, 20 quadrature steps) so that it trains at a comparable speed. FFJORD is its toy model, one
+CNF block of 3 x h concat-squash units (dopri5, Hutchinson's trace in training, the exact one at test),
+some 10-50x slower a step than the discrete flows, so it is run at a smaller --steps. The gap is mean(-log q(x))
 - mean(-log p(x)) on those points, an unbiased estimate of KL(p || q) (>= 0 up to noise).
 Our flows come from configs/model/<name>.yaml (with the sizes above overridden); the reference
 flows (zuko's MAF and NSF, which is autoregressive with 8 bins on [-5, 5]) are never a project
@@ -36,8 +38,8 @@ from gen_runner.data import toy
 from gen_runner.schema import register
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn", "iresnet",
-          "residual_flow"]
+MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn",
+          "ffjord", "iresnet", "residual_flow"]
 DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
 SIZE = {"num_layers": 5, "hidden": [64, 64]}
 FIXED_WIDTH = ("maf", "nsf", "nsf_ar")  # the reference's size
@@ -47,6 +49,9 @@ OVERRIDES = {"maf": {"normalization": None}, "iaf": {"normalization": None},
              "umnn": {"transformer": {"hidden": [32, 32], "embedding": 8, "steps": 20}}}
 # Layers chosen from the configs' groups (configs/model/flow/vector/<layer>/).
 LAYERS = {"nsf_ar": ["model/flow/vector/structure=autoregressive"]}
+# Continuous flows build their own flow in the model (no model.flow): the module's, its ODE net's
+# width set (FFJORD: the toy experiments' one block of 3 hidden layers, the width matched to the budget).
+CONTINUOUS = {"ffjord": lambda width: {"vector": {"hidden": [width] * 3}}}
 
 
 def our_flow(name: str, width: int = 64) -> torch.nn.Module:
@@ -57,7 +62,10 @@ def our_flow(name: str, width: int = 64) -> torch.nn.Module:
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         overrides = [f"model={'nsf' if name == 'nsf_ar' else name}", *LAYERS.get(name, [])]
-        flow = compose("train", overrides=overrides).model.flow
+        model = compose("train", overrides=overrides).model
+    if name in CONTINUOUS:
+        return instantiate(OmegaConf.merge(model, CONTINUOUS[name](width)), data={"shape": [2]}).flow
+    flow = model.flow
     vector = SIZE | {"hidden": [width, width]} | OVERRIDES.get(name, {})
     OmegaConf.set_struct(flow, False)  # the protocol may set options a config leaves at their default
     return instantiate(OmegaConf.merge(flow, {"vector": vector}))(data_shape=(2,))

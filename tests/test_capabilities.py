@@ -32,6 +32,7 @@ TRANSLATION_METRICS = ["fidelity", "paired", "class_preservation"]
     ("veegan", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "modes", "inference"]),
     ("ssgan", GENERATOR_MODES, ["fidelity", "modes", "classification"]),
     ("realnvp", GENERATOR_MODES, ["fidelity", "likelihood"]),
+    ("ffjord", GENERATOR_MODES, ["fidelity", "likelihood"]),
     ("iresnet", GENERATOR_MODES, ["fidelity", "likelihood"]),
     ("residual_flow", GENERATOR_MODES, ["fidelity", "likelihood"]),
     ("vae", [*GENERATOR_MODES, "reconstruct"], ["fidelity", "likelihood_bounds"]),
