@@ -98,9 +98,9 @@ def test_power_series_approaches_slogdet():
     assert errors[30] < 4 * se + 1e-3 and errors[1] > 10 * se and errors[1] > errors[3] > errors[30]
 
 
-@pytest.mark.parametrize("dim", [2, 5, 8])
+@pytest.mark.parametrize("dim", [2, 4, 8])
 def test_russian_roulette_estimator_is_unbiased(dim):
-    """The mean over 600 draws of N (and 16 probes each) lies within 4 standard errors (+ 1e-3) of
+    """The mean over 300 draws of N (and 16 probes each) lies within 4 standard errors (+ 1e-3) of
     the exact log-det; the series truncated at 2 terms does not."""
     torch.manual_seed(dim)
     net = contraction(dim, 0.6, seed=dim)
@@ -108,12 +108,12 @@ def test_russian_roulette_estimator_is_unbiased(dim):
     x = 0.1 * torch.randn(1, dim, dtype=torch.float64).expand(16, dim)
     with torch.no_grad():
         exact = exact_logdet(*_graph(net, x[:1]))[0].item()
-        draws = torch.stack([block(x)[1].mean() for _ in range(600)])
+        draws = torch.stack([block(x)[1].mean() for _ in range(300)])
     mean, se = draws.mean().item(), draws.std().item() / math.sqrt(len(draws))
     assert abs(mean - exact) < 4 * se + 1e-3, (mean, exact, se)
     with torch.no_grad():
         truncated = Residual(net, "truncated", n_terms=2, exact_max_dim=0).train()
-        biased = torch.stack([truncated(x)[1].mean() for _ in range(600)]).mean().item()
+        biased = torch.stack([truncated(x)[1].mean() for _ in range(300)]).mean().item()
     assert abs(biased - exact) > 4 * se + 1e-3
 
 
@@ -151,6 +151,9 @@ def test_bad_options_say_what_to_pass():
         residual_flow((1, 6, 6))
 
 
+# Slow (about 3 s each): by default both models go through train -> eval -> sample on moons in
+# tests/flows/test_models.py's loop, and their image architecture through the round trip above.
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["residual_flow", "iresnet"])
 def test_cli_on_digits_trains_evaluates_and_samples(tmp_path, model):
     """A few steps on 8x8 digits with tiny nets; eval scores bits/dim with the estimator (64 > 16
