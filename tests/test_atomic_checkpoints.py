@@ -139,7 +139,7 @@ def test_sigkill_at_random_moments_of_slow_writes_leaves_the_previous_checkpoint
     rng = random.Random(16)
     payload = torch.zeros(20_000)  # an 80 kB checkpoint: ~20 chunks, ~10-20 ms a save
     mid_write = 0
-    for trial in range(12):
+    for trial in range(8):
         directory = tmp_path / f"kill{trial}"
         directory.mkdir()
         module.atomic_save({"global_step": 0, "w": payload}, directory / "step=0.ckpt")
@@ -164,4 +164,4 @@ def test_sigkill_at_random_moments_of_slow_writes_leaves_the_previous_checkpoint
         assert len(temps) <= 1
         assert remove_orphans(directory) == temps and not list(directory.glob("*.tmp"))
         mid_write += bool(temps)
-    assert mid_write >= 3  # most kills landed inside a write, not between saves
+    assert mid_write >= 2  # most kills landed inside a write, not between saves

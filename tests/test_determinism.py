@@ -13,7 +13,7 @@ from helpers import compose_config, read_metrics
 
 RUN = ["model=gan", "data=ring8", "data.num_train=200", "data.num_val=50", "data.num_test=50", "data.batch_size=50",
        "model.generator.mlp.hidden=[8]", "model.discriminator.mlp.hidden=[8]", "model.discriminator.mlp.dropout=0.5",
-       "trainer.max_steps=6", "trainer.deterministic=true", "seed=11", "trainer.log_every_n_steps=1",
+       "trainer.max_steps=4", "trainer.deterministic=true", "seed=11", "trainer.log_every_n_steps=1",
        "trainer.enable_model_summary=false", "callbacks.progress_bar=null", "callbacks.samples.num_points=200",
        "logger=csv"]
 
