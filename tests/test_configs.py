@@ -28,8 +28,8 @@ def test_every_train_option_composes(tmp_path, group, option):
     cfg = compose_config("train", [*needs(group, option), f"{group}={option}"], tmp_path)
     assert cfg.task_name == "train" and cfg.model._target_ and cfg.data._target_ and cfg.trainer._target_
     assert cfg.paths.output_dir == str(tmp_path)
-    if group == "model" and is_noise_gan(cfg.model._target_):  # generator EMA for every GAN (gans/ema.py)
-        assert {"ema_decay", "ema_half_life_kimg", "ema_warmup"} <= set(cfg.model)
+    if group == "model" and is_noise_gan(cfg.model._target_):  # generator EMA and compile for every GAN
+        assert {"ema_decay", "ema_half_life_kimg", "ema_warmup", "compile"} <= set(cfg.model)
 
 
 def is_noise_gan(target: str) -> bool:

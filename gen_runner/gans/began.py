@@ -38,8 +38,8 @@ __all__ = ["BEGANModule"]
 
 class BEGANModule(GANModule):
     """A GAN with an autoencoder discriminator, trained with BEGAN's losses and k_t. It takes no
-    objective; of GANModule's options it supports latent_dim, latent, lr_g, lr_d, grad_clip and the
-    generator EMA (ema_decay, ema_half_life_kimg, ema_warmup)."""
+    objective; of GANModule's options it supports latent_dim, latent, lr_g, lr_d, grad_clip, compile and
+    the generator EMA (ema_decay, ema_half_life_kimg, ema_warmup)."""
 
     def __init__(
         self,
@@ -58,10 +58,11 @@ class BEGANModule(GANModule):
         ema_decay: float | None = None,
         ema_half_life_kimg: float | None = None,
         ema_warmup: bool = True,
+        compile: bool = False,
     ):
         super().__init__(generator, discriminator, None, data, optimizer, latent_dim=latent_dim, latent=latent,
                          lr_g=lr_g, lr_d=lr_d, grad_clip=grad_clip, ema_decay=ema_decay,
-                         ema_half_life_kimg=ema_half_life_kimg, ema_warmup=ema_warmup)
+                         ema_half_life_kimg=ema_half_life_kimg, ema_warmup=ema_warmup, compile=compile)
         if not 0 <= k_0 <= 1:
             raise ValueError(f"model.k_0={k_0}: k_t lies in [0, 1]")
         self.gamma, self.lambda_k = gamma, lambda_k
