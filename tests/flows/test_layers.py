@@ -167,7 +167,9 @@ SLOTS = {
     "multiscale": {"transformer", "conditioner", "permutation", "normalization"},
     "realnvp": {"normalization"},
 }
-FLOWS = sorted(p for p in (CONFIG_DIR / "model").glob("*.yaml") if "/base/flow@_here_" in p.read_text())
+# Flows built from the layer slots (residual flows name their own builder: flows/iresnet.py).
+FLOWS = sorted(p for p in (CONFIG_DIR / "model").glob("*.yaml") if "/base/flow@_here_" in p.read_text()
+               and (yaml.safe_load(p.read_text())["flow"] or {}).get("_target_") is None)
 
 
 @pytest.mark.parametrize("path", FLOWS, ids=lambda p: p.stem)
