@@ -10,9 +10,10 @@ import os
 import sys
 from pathlib import Path
 
+from gen_runner.configs import CONFIG_DIR, compose
+
 __all__ = ["main", "CONFIG_DIR", "COMMANDS"]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 COMMANDS = {
     "train": "train a model (GAN or flow) and save checkpoints, samples, TensorBoard logs",
     "eval": "score a checkpoint: nll, bits/dim, 2-D modes, FID/KID/IS (eval.features=), accuracy, reconstruction",
@@ -149,20 +150,14 @@ def check_config(command: str, args: list[str]) -> None:
     Skipped for sweeps and Hydra's own flags, which Hydra reports itself."""
     if command == "report" or any(a.startswith("-") for a in args):
         return
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     from gen_runner.schema import check_ranges
 
     try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(command, overrides=args)
+        cfg = compose(command, args)
         root = Path(str(cfg.paths.root))
         error = check_ranges(cfg)
     except Exception as e:  # Hydra's composition, override and type errors
         fail(one_line(e))
-    finally:
-        GlobalHydra.instance().clear()
     if error:
         fail(error)
     try:
@@ -194,18 +189,11 @@ def check_slurm_shape(args: list[str]) -> None:
     -1 (all visible GPUs, which SLURM cannot know before the job runs)."""
     if not any(a.startswith("hydra/launcher=slurm") and a != "hydra/launcher=slurm_local" for a in args):
         return
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     plain = [a for a in args if not a.startswith("-") and "=" in a and not any(c in a for c in ",()")]
     try:
-        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-            devices = compose("train", overrides=plain).trainer.get("devices")
-    except Exception as e:  # composition errors: reported by Hydra itself
+        devices = compose("train", plain).trainer.get("devices")
+    except Exception:  # composition errors: reported by Hydra itself
         devices = 1
-        del e
-    finally:
-        GlobalHydra.instance().clear()
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         fail(f"hydra/launcher=slurm starts one task per device, but trainer.devices={devices}: pass "
              "trainer.devices=<GPUs per node> (and trainer.num_nodes=<nodes>)")

@@ -28,16 +28,14 @@ import time
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from gen_runner.cli import register_resolvers
+from gen_runner.configs import compose
 from gen_runner.data import toy
 from gen_runner.schema import register
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 MODELS = ["nice", "realnvp", "glow", "maf", "iaf", "nsf", "nsf_ar", "cubic_spline_flow", "naf", "sos", "umnn",
           "ffjord", "iresnet", "residual_flow"]
 DATASETS = {"gauss8": toy.EightGaussians, "checkerboard": toy.Checkerboard, "moons": toy.Moons}
@@ -59,10 +57,7 @@ def our_flow(name: str, width: int = 64) -> torch.nn.Module:
     register()
     register_resolvers()
     torch.manual_seed(0)  # the same initialization whatever was built before
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        overrides = [f"model={'nsf' if name == 'nsf_ar' else name}", *LAYERS.get(name, [])]
-        model = compose("train", overrides=overrides).model
+    model = compose("train", [f"model={'nsf' if name == 'nsf_ar' else name}", *LAYERS.get(name, [])]).model
     if name in CONTINUOUS:
         return instantiate(OmegaConf.merge(model, CONTINUOUS[name](width)), data={"shape": [2]}).flow
     flow = model.flow

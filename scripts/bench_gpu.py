@@ -65,12 +65,8 @@ def _sync():
 
 
 def compose(model: str, setting: str, args, data: Path, out: Path):
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf, open_dict
-
-    from gen_runner.cli import CONFIG_DIR, register_resolvers
+    from gen_runner.cli import register_resolvers
+    from gen_runner.configs import job_config
     from gen_runner.schema import register
 
     register()
@@ -82,17 +78,7 @@ def compose(model: str, setting: str, args, data: Path, out: Path):
                  f"trainer.precision={'bf16-mixed' if setting == 'bf16-mixed' else '32-true'}",
                  f"model.compile={'true' if setting == 'compile' else 'false'}",
                  f"+callbacks.timer={{_target_:__main__.StepTimer,warmup:{args.warmup}}}"]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.resolve(cfg)
-    return cfg
+    return job_config("train", overrides, out)
 
 
 def gen_runner_side(cfg, setting: str) -> float:

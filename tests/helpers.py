@@ -8,13 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from gen_runner.cli import CONFIG_DIR, register_resolvers
+from gen_runner.cli import register_resolvers
+from gen_runner.configs import job_config
 from gen_runner.schema import register
 
 register()
@@ -26,17 +25,7 @@ FAST = ["trainer.log_every_n_steps=1", "trainer.enable_model_summary=false", "ca
 
 def compose_config(command: str, overrides: list[str], out: Path) -> DictConfig:
     """Compose `command`'s config like the CLI does, with Hydra's runtime set to write into `out`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(command, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    OmegaConf.resolve(cfg)  # ${hydra:...} would otherwise follow the most recently composed run
-    return cfg
+    return job_config(command, overrides, out)
 
 
 def run_cli(*args: str, cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:

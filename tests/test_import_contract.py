@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gen_runner"
 
 # Bottom up; a module belongs to the layer of its longest matching prefix.
 LAYERS = [
-    ["gen_runner.errors", "gen_runner.capabilities", "gen_runner.finite", "gen_runner.truncation"],
+    ["gen_runner.errors", "gen_runner.capabilities", "gen_runner.finite", "gen_runner.truncation", "gen_runner.configs"],
     ["gen_runner.nets"],
     ["gen_runner.flows.transforms"],
     ["gen_runner.data", "gen_runner.metrics", "gen_runner.gans.objectives", "gen_runner.gans.regularizers",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from gen_runner.configs import compose
+
 __all__ = ["resumed_search_args"]
 
 log = logging.getLogger("gen_runner")
@@ -24,19 +26,11 @@ log = logging.getLogger("gen_runner")
 def _study_settings(args: list[str], config_dir: Path) -> tuple[str | None, str | None, int, int | None]:
     """(storage, study_name, n_trials, sampler seed) of the sweeper the arguments compose (sweep values
     left out)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     keep = [a for a in args if a.split("=", 1)[0].lstrip("+~") in ("hparams_search", "paths.root")
             or a.startswith("hydra.sweeper.")]
-    try:
-        with initialize_config_dir(str(config_dir), version_base="1.3"):
-            cfg = compose("train", overrides=keep, return_hydra_config=True)
-            sweeper = cfg.hydra.sweeper
-            seed = sweeper.get("sampler", {}).get("seed")
-            return sweeper.get("storage"), sweeper.get("study_name"), int(sweeper.n_trials), seed
-    finally:
-        GlobalHydra.instance().clear()
+    sweeper = compose("train", keep, hydra=True, config_dir=config_dir).hydra.sweeper
+    seed = sweeper.get("sampler", {}).get("seed")
+    return sweeper.get("storage"), sweeper.get("study_name"), int(sweeper.n_trials), seed
 
 
 def resumed_search_args(args: list[str], config_dir: Path) -> list[str]:
