@@ -25,6 +25,7 @@ model without importing torch.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ def _own_string(cls: ast.ClassDef, attribute: str) -> str | None:
     return None
 
 
+@functools.cache
 def _static_classes(package: Path) -> dict[str, tuple[str, list[str], ast.ClassDef]]:
     """{class name: (its module path, its base names, its node)} for every class under `package`."""
     classes = {}

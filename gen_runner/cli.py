@@ -6,6 +6,7 @@ so Hydra's own flags work too (--cfg job, --info defaults-tree, --multirun, --sh
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -34,11 +35,12 @@ def config_groups() -> dict[str, list[str]]:
     return groups
 
 
+@functools.cache
 def model_target(path: Path) -> str | None:
     """The `_target_` class a model config file names, following its defaults list (read as text)."""
     import yaml
 
-    node = yaml.safe_load(path.read_text()) or {}
+    node = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     if "_target_" in node:
         return node["_target_"]
     for entry in node.get("defaults", []):
