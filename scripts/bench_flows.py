@@ -147,7 +147,7 @@ def main() -> None:
                 results = [(name, ours, versus), (f"{args.reference} {name}", ref, "")]
             for label, r, versus in results:
                 gap = f"{r['nll'] - entropy:.3f}" if not math.isnan(entropy) else "-"
-                rows.append(f"| {ds} | {label} | {r['params']:,} | {r['nll']:.3f} | {gap} | {r['steps_per_s']:.0f} | {versus} |")
+                rows.append(f"| {ds} | {label} | {r['params']:,} | {r['nll']:.3f} | {gap} | {r['steps_per_s']:.3g} | {versus} |")
                 print(rows[-1], flush=True)
     text = f"Flows on 2-D densities, {args.steps} steps, batch {args.batch}, {args.threads} thread(s)\n\n" + "\n".join(rows)
     print("\n" + text)
