@@ -39,7 +39,6 @@ from gen_runner.flows.transforms.base import Compose, Transform
 from gen_runner.flows.transforms.cnf import CNF
 from gen_runner.flows.transforms.elementwise import Logit
 from gen_runner.flows.transforms.reshape import Flatten, Squeeze
-from gen_runner.metrics.likelihood import likelihood_metrics
 from gen_runner.nets.odenet import ODENet
 
 __all__ = ["FFJORD", "ffjord_flow"]
@@ -144,17 +143,11 @@ class FFJORD(FlowModule):
 
     @eval_metric("nll (the exact trace up to eval.exact_logdet_max_dim dimensions); images: bpd")
     def likelihood(self, ctx):
-        limit = ctx.options.exact_logdet_max_dim
+        """FlowModule's (which sets the blocks' exact_max_dim from eval.exact_logdet_max_dim), with the
+        trace and the solver's tolerances in the protocol."""
+        metrics, protocol = super().likelihood(ctx)
         blocks = self.blocks
-        before = [b.exact_max_dim for b in blocks]
-        for b in blocks:
-            b.exact_max_dim = limit
-        try:
-            metrics, protocol = likelihood_metrics(ctx)
-            exact = all(b.exact for b in blocks)
-        finally:
-            for b, value in zip(blocks, before):
-                b.exact_max_dim = value
+        exact = all(b.exact for b in blocks)
         protocol["trace"] = "exact" if exact else f"Hutchinson ({blocks[0].trace_estimator}), one draw per solve"
         protocol["solver"] = f"{blocks[0].solver}, atol {blocks[0].eval_atol}, rtol {blocks[0].eval_rtol}"
         return metrics, protocol
