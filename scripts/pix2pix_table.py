@@ -70,7 +70,7 @@ def table(rows: dict[str, list[dict]], first: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--ablation-seeds", default="0")
+    parser.add_argument("--ablation-seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--out", type=Path, default=Path("outputs") / "pix2pix_table" / time.strftime("%Y%m%d-%H%M%S"))
     args = parser.parse_args()
