@@ -14,7 +14,7 @@ Every model: the pix2pix_edges2digits preset with 16 base channels in G and D, `
 (classifier_digits, data.size=16). Every run goes through the project's CLI, one torch thread each,
 under `nice -n 10`. Prints markdown tables, mean ± standard error over the seeds, and the CPU time.
 
-    python scripts/pix2pix_table.py [--seeds 0,1,2] [--steps 500] [--ablation-seeds 0] [--out DIR]
+    python scripts/pix2pix_table.py [--seeds 0,1,2] [--steps 500] [--ablation-seeds 0,1,2] [--out DIR]
 """
 from __future__ import annotations
 
